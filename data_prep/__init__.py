@@ -1,0 +1,1 @@
+"""Data preparation: corpus, vocabulary and pretraining TFRecords."""
