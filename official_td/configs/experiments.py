@@ -1,0 +1,106 @@
+"""Registered token-dropping pretraining experiments.
+
+  bert/token_drop           token dropping, cumulative-loss importance
+  bert/token_drop_baseline  the same model, data and optimizer, no dropping
+
+Defaults are a small BERT (4 layers, hidden 128) on the embedded default data
+(`data/default`, made from `data_prep/default` by the README's first command),
+sized to pretrain in minutes on a CPU. `experiments/*.yaml` override them,
+e.g. `experiments/bert_base_seq512.yaml` for the paper's BERT-base setup.
+"""
+
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import optimization
+from official.nlp.configs import bert
+from official.nlp.configs import encoders
+from official.nlp.data import pretrain_dataloader
+from official_td.configs import token_drop_config
+from official_td.tasks import token_drop_masked_lm
+
+DEFAULT_DATA_DIR = 'data/default'
+DEFAULT_VOCAB = 'data_prep/default/vocab.txt'
+DEFAULT_VOCAB_SIZE = 8009
+_SEQ_LENGTH = 128
+_MAX_PREDICTIONS = 20
+
+
+def _data(split: str, is_training: bool) -> cfg.DataConfig:
+  return pretrain_dataloader.BertPretrainDataConfig(
+      input_path=f'{DEFAULT_DATA_DIR}/{split}-*.tfrecord',
+      global_batch_size=32,
+      is_training=is_training,
+      seq_length=_SEQ_LENGTH,
+      max_predictions_per_seq=_MAX_PREDICTIONS,
+      use_next_sentence_label=False)
+
+
+def _optimizer(train_steps: int) -> optimization.OptimizationConfig:
+  return optimization.OptimizationConfig({
+      'optimizer': {
+          'type': 'adamw',
+          'adamw': {
+              'weight_decay_rate': 0.01,
+              'exclude_from_weight_decay': ['LayerNorm', 'layer_norm', 'bias'],
+          },
+      },
+      'learning_rate': {
+          'type': 'polynomial',
+          'polynomial': {
+              'initial_learning_rate': 1e-3,
+              'decay_steps': train_steps,
+              'end_learning_rate': 0.0,
+          },
+      },
+      'warmup': {
+          'type': 'polynomial',
+          'polynomial': {'warmup_steps': train_steps // 10},
+      },
+  })
+
+
+def _experiment(strategy: str) -> cfg.ExperimentConfig:
+  train_steps = 2000
+  return cfg.ExperimentConfig(
+      task=token_drop_masked_lm.TokenDropMaskedLMConfig(
+          strategy=strategy,
+          token_drop=token_drop_config.TokenDropConfig(
+              vocab_file=DEFAULT_VOCAB),
+          model=bert.PretrainerConfig(
+              encoder=encoders.EncoderConfig(
+                  type='bert',
+                  bert=encoders.BertEncoderConfig(
+                      vocab_size=DEFAULT_VOCAB_SIZE,
+                      hidden_size=128,
+                      num_layers=4,
+                      num_attention_heads=2,
+                      intermediate_size=512,
+                      max_position_embeddings=_SEQ_LENGTH)),
+              cls_heads=[]),
+          train_data=_data('train', is_training=True),
+          validation_data=_data('valid', is_training=False)),
+      trainer=cfg.TrainerConfig(
+          train_steps=train_steps,
+          steps_per_loop=100,
+          summary_interval=100,
+          checkpoint_interval=500,
+          validation_interval=500,
+          validation_steps=-1,
+          max_to_keep=3,
+          optimizer_config=_optimizer(train_steps)),
+      restrictions=[
+          'task.train_data.is_training != None',
+          'task.validation_data.is_training != None',
+      ])
+
+
+@exp_factory.register_config_factory('bert/token_drop')
+def bert_token_drop() -> cfg.ExperimentConfig:
+  """Token dropping (Hou et al. 2022) with cumulative-loss importance."""
+  return _experiment('dynamic')
+
+
+@exp_factory.register_config_factory('bert/token_drop_baseline')
+def bert_token_drop_baseline() -> cfg.ExperimentConfig:
+  """The same pretraining without token dropping."""
+  return _experiment('none')

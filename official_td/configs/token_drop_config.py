@@ -1,0 +1,33 @@
+"""Configuration of token dropping (Hou et al., ACL 2022)."""
+
+import dataclasses
+
+from official.modeling.hyperparams import base_config
+
+
+@dataclasses.dataclass
+class TokenDropConfig(base_config.Config):
+  """How the middle layers drop tokens and how importance is scored.
+
+  Attributes:
+    keep_ratio: share of each sequence the middle layers process, in (0, 1];
+      K = round(keep_ratio * seq_length) per sequence (0.5 in the paper).
+    drop_start_layer: the boundary layer (kept tokens attend to all tokens);
+      -1 for num_layers / 2 - 1, the paper's default.
+    drop_end_layer: the last layer that sees kept tokens only; -1 for
+      num_layers - 2, so that the last layer sees all tokens.
+    importance_beta: decay of the cumulative-loss moving average (0.995).
+    importance_initial_score: every id's starting score (10.0, high so that
+      unseen ids count as important).
+    vocab_file: the vocabulary the data was tokenized with (WordPiece
+      vocab.txt or SentencePiece .model); special-token ids come from it and
+      its size must equal the encoder's vocab_size.
+    lower_case: whether the WordPiece vocabulary is uncased.
+  """
+  keep_ratio: float = 0.5
+  drop_start_layer: int = -1
+  drop_end_layer: int = -1
+  importance_beta: float = 0.995
+  importance_initial_score: float = 10.0
+  vocab_file: str = ''
+  lower_case: bool = True

@@ -1,0 +1,102 @@
+"""Checks that make a pretraining config that cannot work fail before training.
+
+Each check raises with a message that names the setting or file at fault and
+how to fix it.
+"""
+
+import json
+import os
+from typing import List
+
+import tensorflow as tf
+
+from official.nlp.configs import encoders
+from official_td.data import vocabulary as vocabulary_lib
+from official_td.modeling import token_drop_encoder
+
+
+def check_input_files(input_path: str, setting: str) -> List[str]:
+  """Returns the files matched by a (comma-separated) glob `input_path`.
+
+  Raises:
+    FileNotFoundError: a pattern matches no file.
+    ValueError: `input_path` is empty or a matched file is empty.
+  """
+  if not input_path:
+    raise ValueError(f'{setting} is empty: set it to the pretraining '
+                     'TFRecords (for example data/default/train-*.tfrecord).')
+  files = []
+  for pattern in input_path.split(','):
+    matched = tf.io.gfile.glob(pattern.strip())
+    if not matched:
+      raise FileNotFoundError(
+          f'{setting}={pattern!r} matches no file. Create the data with '
+          '`python -m data_prep.create_pretraining_data` or fix the path.')
+    for path in matched:
+      if tf.io.gfile.stat(path).length == 0:
+        raise ValueError(f'Input file {path!r} ({setting}) is empty; '
+                         're-create it.')
+    files.extend(matched)
+  return files
+
+
+def check_vocab_matches_encoder(vocab: vocabulary_lib.Vocabulary,
+                                encoder: encoders.EncoderConfig) -> None:
+  """Raises ValueError if the vocabulary size differs from the encoder's."""
+  vocab_size = encoder.get().vocab_size
+  if vocab.size != vocab_size:
+    raise ValueError(
+        f'Vocabulary {vocab.path!r} has {vocab.size} ids but '
+        f'task.model.encoder.{encoder.type}.vocab_size is {vocab_size}. Set '
+        f'vocab_size={vocab.size}, or point vocab_file at the vocabulary the '
+        'data was made with.')
+
+
+def check_data_metadata(files: List[str], vocab: vocabulary_lib.Vocabulary,
+                        seq_length: int, setting: str) -> None:
+  """Checks `metadata.json` beside the data (if present) against the config.
+
+  Raises:
+    ValueError: the data was made with another vocabulary or sequence length.
+  """
+  for directory in sorted({os.path.dirname(f) for f in files}):
+    path = os.path.join(directory, 'metadata.json')
+    if not tf.io.gfile.exists(path):
+      continue
+    with tf.io.gfile.GFile(path) as f:
+      metadata = json.load(f)
+    if metadata.get('vocab_sha256') not in (None, vocab.fingerprint):
+      raise ValueError(
+          f'The data of {setting} ({path}) was tokenized with '
+          f'{metadata.get("vocab_file")!r}, not with {vocab.path!r} (their '
+          'contents differ). Use the same vocabulary for data and model.')
+    if metadata.get('seq_length') not in (None, seq_length):
+      raise ValueError(
+          f'The data of {setting} ({path}) has sequences of '
+          f'{metadata["seq_length"]} tokens but {setting}.seq_length is '
+          f'{seq_length}.')
+
+
+def check_sequence_length(seq_length: int,
+                          encoder: encoders.EncoderConfig,
+                          setting: str) -> None:
+  """Raises ValueError if sequences exceed the position embeddings."""
+  max_positions = encoder.get().max_position_embeddings
+  if seq_length > max_positions:
+    raise ValueError(
+        f'{setting}.seq_length={seq_length} is above '
+        f'task.model.encoder.{encoder.type}.max_position_embeddings='
+        f'{max_positions}. Raise max_position_embeddings or shorten the '
+        'sequences.')
+
+
+def check_token_drop_settings(token_drop, encoder: encoders.EncoderConfig,
+                              seq_length: int) -> None:
+  """Raises ValueError for a keep ratio or layer split that cannot work."""
+  token_drop_encoder.num_kept_tokens(seq_length, token_drop.keep_ratio)
+  token_drop_encoder.resolve_layer_split(encoder.get().num_layers,
+                                         token_drop.drop_start_layer,
+                                         token_drop.drop_end_layer)
+  if not 0.0 <= token_drop.importance_beta < 1.0:
+    raise ValueError('task.token_drop.importance_beta must be in [0, 1), got '
+                     f'{token_drop.importance_beta}.')

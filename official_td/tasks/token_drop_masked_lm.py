@@ -1,0 +1,221 @@
+"""Masked-LM pretraining with token dropping (Hou et al., ACL 2022).
+
+Subclasses the Model Garden's `MaskedLMTask`. Each training step scores the
+tokens with the `TokenImportanceRecorder`, runs the `TokenDropEncoder` with
+dropping, and afterwards folds the step's per-position MLM losses into the
+score table. Validation uses the full encoder. With `strategy='none'` the
+same task is the baseline: no scoring, no dropping.
+"""
+
+import dataclasses
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+import tf_keras
+
+from official.core import config_definitions as cfg
+from official.core import task_factory
+from official.modeling import tf_utils
+from official.nlp.modeling import models
+from official.nlp.tasks import masked_lm
+from official_td.configs import token_drop_config
+from official_td.data import vocabulary as vocabulary_lib
+from official_td.modeling import token_drop_encoder
+from official_td.modeling import token_importance
+from official_td.tasks import input_checks
+
+STRATEGIES = ('dynamic', 'none')
+
+
+@dataclasses.dataclass
+class TokenDropMaskedLMConfig(masked_lm.MaskedLMConfig):
+  """`MaskedLMConfig` plus token dropping.
+
+  Attributes:
+    strategy: how tokens are scored: 'dynamic' (cumulative MLM loss per
+      vocabulary id) or 'none' (no dropping: the baseline).
+    token_drop: keep ratio, layer split, importance settings, vocabulary.
+  """
+  strategy: str = 'dynamic'
+  token_drop: token_drop_config.TokenDropConfig = dataclasses.field(
+      default_factory=token_drop_config.TokenDropConfig)
+
+
+@task_factory.register_task_cls(TokenDropMaskedLMConfig)
+class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
+  """Masked LM whose training steps drop unimportant tokens.
+
+  Raises (at construction, before any training):
+    ValueError / FileNotFoundError: see `official_td.tasks.input_checks`.
+  """
+
+  def __init__(self, params: TokenDropMaskedLMConfig, logging_dir=None,
+               name=None):
+    super().__init__(params, logging_dir=logging_dir, name=name)
+    self._vocab = self._check_config(params)
+
+  @staticmethod
+  def _check_config(params) -> vocabulary_lib.Vocabulary:
+    if params.strategy not in STRATEGIES:
+      raise ValueError(f'task.strategy={params.strategy!r} is not one of '
+                       f'{STRATEGIES}.')
+    encoder = params.model.encoder
+    if encoder.type != 'bert':
+      raise ValueError('Token dropping needs task.model.encoder.type=bert, '
+                       f'got {encoder.type!r}.')
+    if params.model.cls_heads or params.train_data.use_next_sentence_label:
+      raise ValueError('Token-dropping pretraining has no next-sentence '
+                       'prediction: set task.model.cls_heads=[] and '
+                       'task.train_data.use_next_sentence_label=false.')
+    vocab = vocabulary_lib.Vocabulary(params.token_drop.vocab_file,
+                                      lower_case=params.token_drop.lower_case)
+    input_checks.check_vocab_matches_encoder(vocab, encoder)
+    for name in ('train_data', 'validation_data'):
+      data = getattr(params, name)
+      if not data.input_path:
+        continue  # e.g. no validation data in --mode=train
+      setting = f'task.{name}.input_path'
+      files = input_checks.check_input_files(data.input_path, setting)
+      input_checks.check_data_metadata(files, vocab, data.seq_length,
+                                       f'task.{name}')
+      input_checks.check_sequence_length(data.seq_length, encoder,
+                                         f'task.{name}')
+    if params.strategy != 'none':
+      input_checks.check_token_drop_settings(params.token_drop, encoder,
+                                             params.train_data.seq_length)
+    return vocab
+
+  @property
+  def vocabulary(self) -> vocabulary_lib.Vocabulary:
+    return self._vocab
+
+  @property
+  def drops_tokens(self) -> bool:
+    return self.task_config.strategy != 'none'
+
+  def build_model(self, params=None) -> tf_keras.Model:
+    """BertPretrainerV2 on a TokenDropEncoder, with `importance_recorder`."""
+    config = params or self.task_config.model
+    bert = config.encoder.get()
+    drop = self.task_config.token_drop
+    encoder = token_drop_encoder.TokenDropEncoder(
+        keep_ratio=drop.keep_ratio,
+        drop_start_layer=drop.drop_start_layer,
+        drop_end_layer=drop.drop_end_layer,
+        vocab_size=bert.vocab_size,
+        hidden_size=bert.hidden_size,
+        num_layers=bert.num_layers,
+        num_attention_heads=bert.num_attention_heads,
+        inner_dim=bert.intermediate_size,
+        inner_activation=tf_utils.get_activation(bert.hidden_activation),
+        output_dropout=bert.dropout_rate,
+        attention_dropout=bert.attention_dropout_rate,
+        max_sequence_length=bert.max_position_embeddings,
+        type_vocab_size=bert.type_vocab_size,
+        initializer=tf_keras.initializers.TruncatedNormal(
+            stddev=bert.initializer_range),
+        output_range=bert.output_range,
+        embedding_width=bert.embedding_size,
+        norm_first=bert.norm_first)
+    model = models.BertPretrainerV2(
+        encoder_network=encoder,
+        mlm_activation=tf_utils.get_activation(config.mlm_activation),
+        mlm_initializer=tf_keras.initializers.TruncatedNormal(
+            stddev=config.mlm_initializer_range),
+        classification_heads=[])
+    special = self._vocab.special_ids
+    # An attribute of the model, so the table is in every model checkpoint.
+    model.importance_recorder = token_importance.TokenImportanceRecorder(
+        vocab_size=bert.vocab_size,
+        pad_id=special.pad,
+        always_keep_ids=special.always_kept,
+        beta=drop.importance_beta,
+        initial_score=drop.importance_initial_score,
+        name='token_importance')
+    return model
+
+  def mlm_losses(self, labels: Dict[str, tf.Tensor],
+                 model_outputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """Per-position MLM cross-entropy, `[batch, max_predictions]` float32."""
+    return tf_keras.losses.sparse_categorical_crossentropy(
+        labels['masked_lm_ids'],
+        tf.cast(model_outputs['mlm_logits'], tf.float32),
+        from_logits=True)
+
+  def build_losses(self, labels, model_outputs, metrics,
+                   aux_losses=None) -> tf.Tensor:
+    """Weighted mean MLM loss plus `aux_losses` (scalar float32)."""
+    with tf.name_scope('TokenDropMaskedLMTask/losses'):
+      losses = model_outputs.get('mlm_losses')
+      if losses is None:
+        losses = self.mlm_losses(labels, model_outputs)
+      weights = labels['masked_lm_weights']
+      mlm_loss = tf.math.divide_no_nan(tf.reduce_sum(losses * weights),
+                                       tf.reduce_sum(weights))
+      metrics = {metric.name: metric for metric in metrics}
+      metrics['lm_example_loss'].update_state(mlm_loss)
+      if aux_losses:
+        mlm_loss += tf.add_n(aux_losses)
+      return mlm_loss
+
+  def build_metrics(self, training=None) -> List[tf_keras.metrics.Metric]:
+    metrics = super().build_metrics(training)
+    if training and self.drops_tokens:
+      metrics.append(tf_keras.metrics.Mean(name='kept_share_of_mlm_targets'))
+    return metrics
+
+  def train_step(self, inputs, model: tf_keras.Model,
+                 optimizer: tf_keras.optimizers.Optimizer, metrics):
+    """Forward with dropping, backward, then the importance update."""
+    model_inputs = dict(inputs)
+    if self.drops_tokens:
+      model_inputs[token_drop_encoder.IMPORTANCE_KEY] = (
+          model.importance_recorder(inputs['input_word_ids']))
+    with tf.GradientTape() as tape:
+      outputs = model(model_inputs, training=True)
+      outputs['mlm_losses'] = self.mlm_losses(inputs, outputs)
+      loss = self.build_losses(labels=inputs, model_outputs=outputs,
+                               metrics=metrics, aux_losses=model.losses)
+      if self.task_config.scale_loss:
+        scaled_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
+      else:
+        scaled_loss = loss
+    tvars = model.trainable_variables
+    grads = tape.gradient(scaled_loss, tvars)
+    optimizer.apply_gradients(list(zip(grads, tvars)))
+    if self.drops_tokens:
+      model.importance_recorder.update(inputs['masked_lm_ids'],
+                                       outputs['mlm_losses'],
+                                       inputs['masked_lm_weights'])
+    self.process_metrics(metrics, inputs, outputs)
+    return {self.loss: loss}
+
+  def process_metrics(self, metrics, labels, model_outputs):
+    super().process_metrics(metrics, labels, model_outputs)
+    kept = model_outputs.get(token_drop_encoder.KEPT_POSITIONS_KEY)
+    by_name = {metric.name: metric for metric in metrics}
+    if kept is not None and 'kept_share_of_mlm_targets' in by_name:
+      by_name['kept_share_of_mlm_targets'].update_state(
+          kept_share_of_targets(kept, labels['masked_lm_positions'],
+                                labels['masked_lm_weights']),
+          sample_weight=tf.reduce_sum(labels['masked_lm_weights']))
+
+
+def kept_share_of_targets(kept_positions: tf.Tensor,
+                          masked_lm_positions: tf.Tensor,
+                          masked_lm_weights: Optional[tf.Tensor] = None
+                          ) -> tf.Tensor:
+  """Share of MLM targets that the middle layers processed (scalar float32).
+
+  Args:
+    kept_positions: `[batch, K]` int32.
+    masked_lm_positions: `[batch, max_predictions]` int32.
+    masked_lm_weights: `[batch, max_predictions]` float32, or None for all 1.
+  """
+  hits = tf.reduce_any(
+      masked_lm_positions[:, :, None] == kept_positions[:, None, :], axis=-1)
+  if masked_lm_weights is None:
+    masked_lm_weights = tf.ones_like(hits, tf.float32)
+  return tf.math.divide_no_nan(
+      tf.reduce_sum(tf.cast(hits, tf.float32) * masked_lm_weights),
+      tf.reduce_sum(masked_lm_weights))
