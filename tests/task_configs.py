@@ -1,0 +1,25 @@
+"""Tiny task and experiment configs over the real test TFRecords."""
+
+from official.core import exp_factory
+from official_td import registry_imports  # pylint: disable=unused-import
+from tests import real_data
+
+
+def tiny_experiment(experiment: str = 'bert/token_drop', num_layers: int = 4,
+                    batch_size: int = 8):
+  """The registered experiment, shrunk to a tiny model on the test data."""
+  config = exp_factory.get_exp_config(experiment)
+  config.override({
+      'task': {
+          'model': {'encoder': {'bert': {
+              'hidden_size': 32, 'num_layers': num_layers,
+              'num_attention_heads': 2, 'intermediate_size': 64,
+              'max_position_embeddings': real_data.SEQ_LENGTH,
+              'dropout_rate': 0.0, 'attention_dropout_rate': 0.0}}},
+          'token_drop': {'vocab_file': real_data.VOCAB},
+          'train_data': real_data.data_config('train', batch_size).as_dict(),
+          'validation_data': real_data.data_config(
+              'valid', batch_size, is_training=False).as_dict(),
+      },
+  }, is_strict=True)
+  return config
