@@ -60,7 +60,7 @@ def _optimizer(train_steps: int) -> optimization.OptimizationConfig:
 
 
 def _experiment(strategy: str) -> cfg.ExperimentConfig:
-  train_steps = 2000
+  train_steps = 1500
   return cfg.ExperimentConfig(
       task=token_drop_masked_lm.TokenDropMaskedLMConfig(
           strategy=strategy,
