@@ -25,6 +25,7 @@ from official.core import train_lib
 from official.core import train_utils
 from official.modeling import performance
 from official_td import registry_imports  # pylint: disable=unused-import
+from official_td.tasks import trainer as token_drop_trainer
 
 FLAGS = flags.FLAGS
 
@@ -43,6 +44,12 @@ def main(_):
   with strategy.scope():
     # The task checks its config and input files here, before any training.
     task = task_factory.get_task(params.task, logging_dir=model_dir)
+    trainer = train_utils.create_trainer(
+        params, task, train='train' in FLAGS.mode,
+        evaluate='eval' in FLAGS.mode,
+        checkpoint_exporter=train_utils.maybe_create_best_ckpt_exporter(
+            params, model_dir),
+        trainer_cls=token_drop_trainer.TokenDropTrainer)
   if 'train' in FLAGS.mode:
     train_utils.serialize_config(params, model_dir)
   train_lib.run_experiment(
@@ -50,7 +57,8 @@ def main(_):
       task=task,
       mode=FLAGS.mode,
       params=params,
-      model_dir=model_dir)
+      model_dir=model_dir,
+      trainer=trainer)
   train_utils.save_gin_config(FLAGS.mode, model_dir)
 
 

@@ -8,12 +8,19 @@ copy is given:
   python_docs  Debian `python3.11-doc`, reStructuredText sources (PSF licence)
   wordnet      Debian `wordnet-base`, glosses and examples (WordNet licence)
   linux_docs   Debian `linux-doc-6.1`, reStructuredText sources (GPL-2)
+  gcide        Debian `dict-gcide`, 1913 Webster definitions and quotations
+               (GPL-2+)
+  books        Debian `r-cran-tidytext`, four public-domain novels (needs
+               pyreadr)
   text_dir     any folder of your own `.txt` files (`--text_dir`)
 
 The embedded default corpus, `data_prep/default/corpus.txt.gz`, is:
   python -m data_prep.build_corpus --sources=python_docs,wordnet \
       --output=data_prep/default/corpus.txt.gz
-The large benchmark corpus adds `linux_docs`.
+The large benchmark corpus (about 60 MB of text; not committed, GPL sources):
+  python -m data_prep.build_corpus \
+      --sources=python_docs,wordnet,linux_docs,gcide,books \
+      --output=data/large/corpus.txt.gz
 """
 
 import glob
@@ -35,6 +42,16 @@ _DEBIAN_PACKAGES = {
     'wordnet': ('wordnet-base', 'usr/share/wordnet'),
     'linux_docs': ('linux-doc-6.1',
                    'usr/share/doc/linux-doc-6.1/html/_sources'),
+    'gcide': ('dict-gcide', 'usr/share/dictd/gcide.dict.dz'),
+    'books': ('r-cran-tidytext',
+              'usr/lib/R/site-library/tidytext/extdata/books.rda'),
+}
+_READERS = {
+    'python_docs': corpus_sources.rst_documents,
+    'wordnet': corpus_sources.wordnet_documents,
+    'linux_docs': corpus_sources.rst_documents,
+    'gcide': corpus_sources.gcide_documents,
+    'books': corpus_sources.tidytext_books_documents,
 }
 
 
@@ -77,10 +94,7 @@ def source_documents(name: str, cache_dir: str,
                      f'{sorted(_DEBIAN_PACKAGES) + ["text_dir"]}.')
   package, inner = _DEBIAN_PACKAGES[name]
   root = os.path.join(fetch_debian_package(package, cache_dir), inner)
-  if name == 'wordnet':
-    yield from corpus_sources.wordnet_documents(root)
-  else:
-    yield from corpus_sources.rst_documents(root)
+  yield from _READERS[name](root)
 
 
 def write_corpus(documents: Iterable[corpus_sources.Document], output: str,
@@ -161,7 +175,7 @@ def main(_):
 if __name__ == '__main__':
   flags.DEFINE_list('sources', ['python_docs', 'wordnet'],
                     'Sources to read: python_docs, wordnet, linux_docs, '
-                    'text_dir.')
+                    'gcide, books, text_dir.')
   flags.DEFINE_string('text_dir', '', 'Folder of your own .txt files.')
   flags.DEFINE_string('output', None, 'Corpus file (.txt or .txt.gz).')
   flags.DEFINE_string('cache_dir',

@@ -174,3 +174,80 @@ def text_dir_documents(root: str) -> Iterator[Document]:
     document = [p for p in document if p]
     if document:
       yield document
+
+
+def gcide_documents(dict_path: str,
+                    entries_per_document: int = 200) -> Iterator[Document]:
+  """Yields definitions and quotations of the 1913 Webster (GCIDE), grouped.
+
+  `dict_path` is `gcide.dict.dz` (dictzip is gzip-readable). Headword lines,
+  pronunciations, etymologies, source tags and cross-reference braces are
+  dropped; each definition or quotation becomes a paragraph.
+
+  Raises:
+    FileNotFoundError: `dict_path` does not exist.
+  """
+  import gzip  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(dict_path):
+    raise FileNotFoundError(f'GCIDE file {dict_path!r} is missing.')
+  document: Document = []
+  entries = 0
+  with gzip.open(dict_path, 'rt', encoding='utf-8', errors='replace') as f:
+    block: List[str] = []
+    for line in f:
+      if line.strip():
+        block.append(line.rstrip())
+        continue
+      paragraph = _gcide_paragraph(block)
+      block = []
+      if paragraph:
+        document.append(paragraph)
+        entries += 1
+      if entries == entries_per_document:
+        yield document
+        document, entries = [], 0
+  if document:
+    yield document
+
+
+def _gcide_paragraph(block: List[str]) -> str:
+  """One GCIDE block as prose: headword, etymology and tags removed."""
+  lines = [line.strip() for line in block
+           if not line.strip().startswith(('Syn:', 'Note:', '00-'))]
+  text = ' '.join(lines)
+  if block and not block[0].startswith(' '):
+    # A headword line: its pronunciation and etymology end at the first ']'
+    # (often lines later), or, without an etymology, at the line's end.
+    if '[' in block[0] and ']' in text:
+      text = text[text.index(']') + 1:]
+    else:
+      text = text[len(lines[0]):] if lines else ''
+  text = re.sub(r'\[[^\]]*\]', ' ', text)  # source tags, inner etymologies
+  text = re.sub(r'[{}]', '', text)
+  text = re.sub(r'\s--\s?[A-Z][\w .,&]*\.\s*', ' ', text)  # attributions
+  text = re.sub(r'\s+', ' ', text).strip()
+  return text if _is_prose(text, 6) else ''
+
+
+def tidytext_books_documents(rda_path: str,
+                             lines_per_paragraph: int = 8,
+                             paragraphs_per_document: int = 50
+                             ) -> Iterator[Document]:
+  """Yields the four public-domain novels in r-cran-tidytext's `books.rda`.
+
+  Needs the `pyreadr` package. Consecutive text lines are joined into
+  paragraphs.
+
+  Raises:
+    FileNotFoundError: `rda_path` does not exist.
+  """
+  import pyreadr  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(rda_path):
+    raise FileNotFoundError(f'tidytext books file {rda_path!r} is missing.')
+  frame = next(iter(pyreadr.read_r(rda_path).values()))
+  for _, book in frame.groupby('title', sort=True):
+    lines = [str(t).strip() for t in book['text'] if str(t).strip()]
+    paragraphs = [' '.join(lines[i:i + lines_per_paragraph])
+                  for i in range(0, len(lines), lines_per_paragraph)]
+    for i in range(0, len(paragraphs), paragraphs_per_document):
+      yield paragraphs[i:i + paragraphs_per_document]

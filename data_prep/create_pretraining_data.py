@@ -17,7 +17,8 @@ is seeded: the same inputs and flags give byte-identical files.
       --vocab_file=data_prep/default/vocab.txt --output_dir=data/default
 
 writes `train-0000i-of-0000N.tfrecord`, `valid-...` (every
-`validation_every`-th document is held out) and `metadata.json`.
+`validation_every`-th document is held out), `token_frequencies.json` (id
+counts of the train split, for static dropping) and `metadata.json`.
 """
 
 import dataclasses
@@ -33,6 +34,7 @@ from absl import logging
 import tensorflow as tf
 
 from data_prep import build_corpus
+from data_prep import count_token_frequencies
 from official.core import tf_example_builder
 from official_td.data import vocabulary as vocabulary_lib
 
@@ -252,6 +254,10 @@ def create_pretraining_data(corpus: str, vocab_file: str, output_dir: str,
     writer.close()
     metadata[f'{split}_sequences'] = writer.count
     metadata[f'{split}_files'] = [os.path.basename(p) for p in writer.paths]
+  metadata['frequency_file'] = os.path.basename(
+      count_token_frequencies.count_and_write(
+          output_dir, vocab, config.seq_length,
+          config.max_predictions_per_seq))
   with open(os.path.join(output_dir, 'metadata.json.partial'), 'w') as f:
     json.dump(metadata, f, indent=2)
   os.replace(os.path.join(output_dir, 'metadata.json.partial'),

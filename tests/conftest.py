@@ -10,3 +10,17 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 # tf.test.TestCase reads absl flags (e.g. --test_tmpdir); pytest never parses
 # them.
 flags.FLAGS.mark_as_parsed()
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# Two logical CPUs, so MirroredStrategy tests have 2 replicas. Must happen
+# before TensorFlow initializes its devices, i.e. before any test module runs.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices('CPU')[0],
+    [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def pytest_collection_modifyitems(items):
+  # tf.test.TestCase.test_session is a context manager, not a test; pytest
+  # would collect and skip it in every class.
+  items[:] = [item for item in items if item.name != 'test_session']

@@ -1,7 +1,10 @@
 """Tiny task and experiment configs over the real test TFRecords."""
 
+import os
+
 from official.core import exp_factory
 from official_td import registry_imports  # pylint: disable=unused-import
+from official_td.data import token_frequencies
 from tests import real_data
 
 
@@ -16,7 +19,10 @@ def tiny_experiment(experiment: str = 'bert/token_drop', num_layers: int = 4,
               'num_attention_heads': 2, 'intermediate_size': 64,
               'max_position_embeddings': real_data.SEQ_LENGTH,
               'dropout_rate': 0.0, 'attention_dropout_rate': 0.0}}},
-          'token_drop': {'vocab_file': real_data.VOCAB},
+          'token_drop': {
+              'vocab_file': real_data.VOCAB,
+              'frequency_file': os.path.join(real_data.tfrecord_dir(),
+                                             token_frequencies.FILENAME)},
           'train_data': real_data.data_config('train', batch_size).as_dict(),
           'validation_data': real_data.data_config(
               'valid', batch_size, is_training=False).as_dict(),

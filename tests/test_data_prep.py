@@ -169,3 +169,20 @@ class PretrainingDataTest(tf.test.TestCase, parameterized.TestCase):
 
 if __name__ == '__main__':
   tf.test.main()
+
+
+class LargeCorpusSourcesTest(tf.test.TestCase):
+
+  def test_gcide_entry_becomes_prose(self):
+    # An entry of the 1913 Webster as dict-gcide ships it.
+    block = [
+        'Abundant \\A*bun"dant\\, a. [OE. (h)abundant, aboundant, F.',
+        '   abondant, fr. L. abudans, p. pr. of abundare. See {Abound}.]',
+        '   Fully sufficient; plentiful; in copious supply; -- followed',
+        '   by in, rarely by with. "Abundant in goodness and truth."',
+        '   --Exod. xxxiv. 6.',
+        '   [1913 Webster]']
+    self.assertEqual(
+        corpus_sources._gcide_paragraph(block),  # pylint: disable=protected-access
+        'Fully sufficient; plentiful; in copious supply; -- followed by in, '
+        'rarely by with. "Abundant in goodness and truth."')

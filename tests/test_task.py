@@ -6,7 +6,7 @@ import tensorflow as tf
 import tf_keras
 
 from official.core import task_factory
-from official_td.tasks import token_drop_masked_lm
+from official_td.tasks import drop_metrics
 from tests import real_data
 from tests import task_configs
 
@@ -34,8 +34,8 @@ class TokenDropTaskTest(tf.test.TestCase, parameterized.TestCase):
     losses, metrics = _train(task, model, features, steps=40)
     self.assertLess(np.mean(losses[-5:]), np.mean(losses[:5]) - 0.5)
     by_name = {m.name: m for m in metrics}
-    kept_share = float(by_name['kept_share_of_mlm_targets'].result())
-    self.assertBetween(kept_share, 0.0, 1.0)
+    dropped_share = float(by_name[drop_metrics.DROPPED_SHARE].result())
+    self.assertBetween(dropped_share, 0.0, 1.0)
 
   def test_step_changes_the_scores_of_the_ids_seen_only(self):
     task, model = _task_and_model()
@@ -56,7 +56,7 @@ class TokenDropTaskTest(tf.test.TestCase, parameterized.TestCase):
     before = model.importance_recorder.importance.numpy()
     losses, metrics = _train(task, model, features, steps=3)
     self.assertAllEqual(model.importance_recorder.importance.numpy(), before)
-    self.assertNotIn('kept_share_of_mlm_targets', [m.name for m in metrics])
+    self.assertNotIn(drop_metrics.DROPPED_SHARE, [m.name for m in metrics])
     self.assertTrue(np.all(np.isfinite(losses)))
 
   def test_validation_uses_the_full_encoder(self):
@@ -73,8 +73,7 @@ class TokenDropTaskTest(tf.test.TestCase, parameterized.TestCase):
     kept = tf.constant([[0, 2, 4], [1, 2, 3]])
     positions = tf.constant([[2, 3, 0], [1, 5, 0]])
     weights = tf.constant([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
-    share = token_drop_masked_lm.kept_share_of_targets(kept, positions,
-                                                       weights)
+    share = drop_metrics.kept_share_of_targets(kept, positions, weights)
     self.assertAllClose(share, 0.5)  # 2 -> kept, 3 -> not, 1 -> kept, 5 -> not
 
 

@@ -64,6 +64,16 @@ class TrainE2ETest(tf.test.TestCase):
     self.assertRegex(log, r'train \| step:\s+2 \| steps/sec:')
     self.assertRegex(log, r'eval \| step:\s+4 \|')
     self.assertIn("'masked_lm_accuracy'", log)
+    self.assertIn("'dropped_share_of_mlm_targets'", log)
+    self.assertRegex(log, r'step 2 most often dropped tokens: \S+ \(\d+\)')
+    summaries = tf.io.gfile.glob(os.path.join(model_dir, 'train',
+                                              'events.out.tfevents.*'))
+    tags = {value.tag for path in summaries
+            for event in tf.compat.v1.train.summary_iterator(path)
+            for value in event.summary.value}
+    self.assertContainsSubset(
+        {'most_often_dropped_tokens', 'dropped_share_of_mlm_targets',
+         'mean_importance_kept', 'mean_importance_dropped'}, tags)
     first = tf.train.latest_checkpoint(model_dir)
     self.assertTrue(first.endswith('ckpt-4'), first)
     table_4 = _importance(first)

@@ -3,11 +3,17 @@
   bert/token_drop           token dropping, cumulative-loss importance
   bert/token_drop_baseline  the same model, data and optimizer, no dropping
 
+The strategy of `bert/token_drop` is 'dynamic' unless a gin binding
+(`--gin_file=experiments/static.gin`) or the config (`task.strategy`, which
+wins) says otherwise.
+
 Defaults are a small BERT (4 layers, hidden 128) on the embedded default data
 (`data/default`, made from `data_prep/default` by the README's first command),
 sized to pretrain in minutes on a CPU. `experiments/*.yaml` override them,
 e.g. `experiments/bert_base_seq512.yaml` for the paper's BERT-base setup.
 """
+
+import gin
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
@@ -20,6 +26,7 @@ from official_td.tasks import token_drop_masked_lm
 
 DEFAULT_DATA_DIR = 'data/default'
 DEFAULT_VOCAB = 'data_prep/default/vocab.txt'
+DEFAULT_FREQUENCIES = f'{DEFAULT_DATA_DIR}/token_frequencies.json'
 DEFAULT_VOCAB_SIZE = 8009
 _SEQ_LENGTH = 128
 _MAX_PREDICTIONS = 20
@@ -65,7 +72,7 @@ def _experiment(strategy: str) -> cfg.ExperimentConfig:
       task=token_drop_masked_lm.TokenDropMaskedLMConfig(
           strategy=strategy,
           token_drop=token_drop_config.TokenDropConfig(
-              vocab_file=DEFAULT_VOCAB),
+              vocab_file=DEFAULT_VOCAB, frequency_file=DEFAULT_FREQUENCIES),
           model=bert.PretrainerConfig(
               encoder=encoders.EncoderConfig(
                   type='bert',
@@ -94,10 +101,21 @@ def _experiment(strategy: str) -> cfg.ExperimentConfig:
       ])
 
 
+@gin.configurable
+def token_drop_strategy(strategy: str = 'dynamic') -> str:
+  """The importance strategy of `bert/token_drop`, bindable with gin.
+
+  `experiments/{dynamic,static,random}.gin` bind it. Gin sets the
+  experiment's default: `--config_file` and `--params_override`
+  (`task.strategy`) are applied after it and win.
+  """
+  return strategy
+
+
 @exp_factory.register_config_factory('bert/token_drop')
 def bert_token_drop() -> cfg.ExperimentConfig:
-  """Token dropping (Hou et al. 2022) with cumulative-loss importance."""
-  return _experiment('dynamic')
+  """Token dropping (Hou et al. 2022); cumulative-loss importance by default."""
+  return _experiment(token_drop_strategy())
 
 
 @exp_factory.register_config_factory('bert/token_drop_baseline')

@@ -23,6 +23,9 @@ class TokenDropConfig(base_config.Config):
       vocab.txt or SentencePiece .model); special-token ids come from it and
       its size must equal the encoder's vocab_size.
     lower_case: whether the WordPiece vocabulary is uncased.
+    frequency_file: `token_frequencies.json` of the pretraining data (made by
+      `data_prep.create_pretraining_data` or
+      `data_prep.count_token_frequencies`); needed by the 'static' strategy.
   """
   keep_ratio: float = 0.5
   drop_start_layer: int = -1
@@ -31,3 +34,4 @@ class TokenDropConfig(base_config.Config):
   importance_initial_score: float = 10.0
   vocab_file: str = ''
   lower_case: bool = True
+  frequency_file: str = ''

@@ -5,6 +5,13 @@ Hou et al., "Token Dropping for Efficient BERT Pretraining", ACL 2022
 the MLM loss of its vocabulary id ("cumulative loss"); the least important
 tokens skip the middle layers.
 
+Three ways of scoring, all with the same special-token treatment:
+  * 'dynamic': the cumulative MLM loss per id, updated every step;
+  * 'static': a fixed table, e.g. minus the id frequencies (section 5 of the
+    paper: frequent ids are dropped first); `update()` changes nothing;
+  * 'random': fresh uniform scores for every position at every call, the
+    ablation baseline; `update()` changes nothing.
+
 Unlike the reference code (tensorflow/models, projects/token_dropping) the
 update here
   * averages the loss of an id over all its weighted targets in the step
@@ -17,12 +24,15 @@ update here
 
 from typing import Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
-# Scores that put special tokens outside the range any loss can reach.
-ALWAYS_KEEP_SCORE = 1e9
-ALWAYS_DROP_SCORE = -1e9
+STRATEGIES = ('dynamic', 'static', 'random')
+
+# Scores that put special tokens above and below any table value.
+ALWAYS_KEEP_SCORE = float('inf')
+ALWAYS_DROP_SCORE = float('-inf')
 
 
 @tf_keras.utils.register_keras_serializable(package='TokenDrop')
@@ -48,11 +58,15 @@ class TokenImportanceRecorder(tf_keras.layers.Layer):
     beta: moving-average decay, in [0, 1); 0.995 in the paper.
     initial_score: every id's starting score; high (10.0 in the paper), so
       that ids not yet seen count as important.
+    strategy: 'dynamic', 'static' or 'random' (see the module docstring).
+    static_scores: `[vocab_size]` float32 table for 'static', higher kept
+      first (e.g. `token_frequencies.static_importance(counts)`).
     **kwargs: passed to `tf_keras.layers.Layer`.
 
   Raises:
-    ValueError: `vocab_size` < 1, `beta` outside [0, 1), or a special id
-      outside [0, vocab_size).
+    ValueError: `vocab_size` < 1, `beta` outside [0, 1), a special id
+      outside [0, vocab_size), an unknown strategy, or 'static' without
+      `static_scores` of shape `[vocab_size]`.
   """
 
   def __init__(self,
@@ -61,6 +75,8 @@ class TokenImportanceRecorder(tf_keras.layers.Layer):
                always_keep_ids: Sequence[int],
                beta: float = 0.995,
                initial_score: float = 10.0,
+               strategy: str = 'dynamic',
+               static_scores: Optional[Sequence[float]] = None,
                **kwargs):
     super().__init__(**kwargs)
     if vocab_size < 1:
@@ -71,6 +87,17 @@ class TokenImportanceRecorder(tf_keras.layers.Layer):
       if not 0 <= token_id < vocab_size:
         raise ValueError(f'Special token id {token_id} is outside the '
                          f'vocabulary [0, {vocab_size}).')
+    if strategy not in STRATEGIES:
+      raise ValueError(f'Unknown importance strategy {strategy!r}; choose '
+                       f'from {STRATEGIES}.')
+    initializer = tf_keras.initializers.Constant(initial_score)
+    if strategy == 'static':
+      if static_scores is None or len(static_scores) != vocab_size:
+        raise ValueError("The 'static' strategy needs static_scores of "
+                         f'length vocab_size={vocab_size}.')
+      initializer = tf_keras.initializers.Constant(
+          np.asarray(static_scores, np.float32))
+    self._strategy = strategy
     self._vocab_size = vocab_size
     self._pad_id = pad_id
     self._always_keep_ids = list(always_keep_ids)
@@ -80,7 +107,7 @@ class TokenImportanceRecorder(tf_keras.layers.Layer):
         name='importance',
         shape=[vocab_size],
         dtype=tf.float32,
-        initializer=tf_keras.initializers.Constant(initial_score),
+        initializer=initializer,
         trainable=False,
         synchronization=tf.VariableSynchronization.ON_WRITE,
         aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
@@ -88,11 +115,19 @@ class TokenImportanceRecorder(tf_keras.layers.Layer):
     self._override_scores = ([ALWAYS_KEEP_SCORE] * len(self._always_keep_ids)
                              + [ALWAYS_DROP_SCORE])
 
+  @property
+  def strategy(self) -> str:
+    return self._strategy
+
   def call(self, input_word_ids: tf.Tensor) -> tf.Tensor:
     """Returns the importance of each position, `[batch, seq_len]` float32."""
     table = tf.tensor_scatter_nd_update(self.importance, self._override_ids,
                                         self._override_scores)
-    return tf.gather(table, input_word_ids)
+    scores = tf.gather(table, input_word_ids)
+    if self._strategy == 'random':
+      scores = tf.where(tf.math.is_inf(scores), scores,
+                        tf.random.uniform(tf.shape(input_word_ids)))
+    return scores
 
   def update(self, masked_lm_ids: tf.Tensor, mlm_losses: tf.Tensor,
              masked_lm_weights: tf.Tensor) -> tf.Tensor:
@@ -113,8 +148,11 @@ class TokenImportanceRecorder(tf_keras.layers.Layer):
       masked_lm_weights: `[batch, max_predictions]` float32; 0 on padding.
 
     Returns:
-      The updated table, `[vocab_size]` float32.
+      The updated table, `[vocab_size]` float32 (for 'static' and 'random',
+      the unchanged one).
     """
+    if self._strategy != 'dynamic':
+      return tf.identity(self.importance)
     ids = tf.reshape(tf.cast(masked_lm_ids, tf.int32), [-1])
     weights = tf.reshape(tf.cast(masked_lm_weights, tf.float32), [-1])
     losses = tf.reshape(tf.stop_gradient(tf.cast(mlm_losses, tf.float32)),
@@ -136,7 +174,9 @@ class TokenImportanceRecorder(tf_keras.layers.Layer):
     config = super().get_config()
     config.update(vocab_size=self._vocab_size, pad_id=self._pad_id,
                   always_keep_ids=self._always_keep_ids, beta=self._beta,
-                  initial_score=self._initial_score)
+                  initial_score=self._initial_score, strategy=self._strategy,
+                  static_scores=(self.importance.numpy().tolist()
+                                 if self._strategy == 'static' else None))
     return config
 
 

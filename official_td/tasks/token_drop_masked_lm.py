@@ -3,12 +3,13 @@
 Subclasses the Model Garden's `MaskedLMTask`. Each training step scores the
 tokens with the `TokenImportanceRecorder`, runs the `TokenDropEncoder` with
 dropping, and afterwards folds the step's per-position MLM losses into the
-score table. Validation uses the full encoder. With `strategy='none'` the
-same task is the baseline: no scoring, no dropping.
+score table. Validation uses the full encoder. The strategy ('dynamic',
+'static', 'random') chooses the scores; with 'none' the same task is the
+baseline: no scoring, no dropping.
 """
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import tensorflow as tf
 import tf_keras
@@ -19,12 +20,14 @@ from official.modeling import tf_utils
 from official.nlp.modeling import models
 from official.nlp.tasks import masked_lm
 from official_td.configs import token_drop_config
+from official_td.data import token_frequencies
 from official_td.data import vocabulary as vocabulary_lib
 from official_td.modeling import token_drop_encoder
 from official_td.modeling import token_importance
+from official_td.tasks import drop_metrics
 from official_td.tasks import input_checks
 
-STRATEGIES = ('dynamic', 'none')
+STRATEGIES = ('dynamic', 'static', 'random', 'none')
 
 
 @dataclasses.dataclass
@@ -33,7 +36,9 @@ class TokenDropMaskedLMConfig(masked_lm.MaskedLMConfig):
 
   Attributes:
     strategy: how tokens are scored: 'dynamic' (cumulative MLM loss per
-      vocabulary id) or 'none' (no dropping: the baseline).
+      vocabulary id), 'static' (the most frequent ids dropped first, from
+      `token_drop.frequency_file`), 'random' (K random positions each step)
+      or 'none' (no dropping: the baseline).
     token_drop: keep ratio, layer split, importance settings, vocabulary.
   """
   strategy: str = 'dynamic'
@@ -53,6 +58,10 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
                name=None):
     super().__init__(params, logging_dir=logging_dir, name=name)
     self._vocab = self._check_config(params)
+    self._token_counts = None
+    if params.strategy == 'static':
+      self._token_counts = token_frequencies.read_frequency_file(
+          params.token_drop.frequency_file, self._vocab)
 
   @staticmethod
   def _check_config(params) -> vocabulary_lib.Vocabulary:
@@ -124,6 +133,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
             stddev=config.mlm_initializer_range),
         classification_heads=[])
     special = self._vocab.special_ids
+    strategy = self.task_config.strategy
     # An attribute of the model, so the table is in every model checkpoint.
     model.importance_recorder = token_importance.TokenImportanceRecorder(
         vocab_size=bert.vocab_size,
@@ -131,6 +141,10 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
         always_keep_ids=special.always_kept,
         beta=drop.importance_beta,
         initial_score=drop.importance_initial_score,
+        strategy='dynamic' if strategy == 'none' else strategy,
+        static_scores=(None if self._token_counts is None else
+                       token_frequencies.static_importance(
+                           self._token_counts)),
         name='token_importance')
     return model
 
@@ -161,7 +175,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
   def build_metrics(self, training=None) -> List[tf_keras.metrics.Metric]:
     metrics = super().build_metrics(training)
     if training and self.drops_tokens:
-      metrics.append(tf_keras.metrics.Mean(name='kept_share_of_mlm_targets'))
+      metrics.extend(drop_metrics.build(self._vocab.size))
     return metrics
 
   def train_step(self, inputs, model: tf_keras.Model,
@@ -173,6 +187,9 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
           model.importance_recorder(inputs['input_word_ids']))
     with tf.GradientTape() as tape:
       outputs = model(model_inputs, training=True)
+      if self.drops_tokens:
+        outputs[token_drop_encoder.IMPORTANCE_KEY] = (
+            model_inputs[token_drop_encoder.IMPORTANCE_KEY])
       outputs['mlm_losses'] = self.mlm_losses(inputs, outputs)
       loss = self.build_losses(labels=inputs, model_outputs=outputs,
                                metrics=metrics, aux_losses=model.losses)
@@ -182,7 +199,10 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
         scaled_loss = loss
     tvars = model.trainable_variables
     grads = tape.gradient(scaled_loss, tvars)
-    optimizer.apply_gradients(list(zip(grads, tvars)))
+    # MLM-only pretraining gives the pooler no gradient (there is no
+    # next-sentence head); leave it out rather than warn every step.
+    optimizer.apply_gradients(
+        [(g, v) for g, v in zip(grads, tvars) if g is not None])
     if self.drops_tokens:
       model.importance_recorder.update(inputs['masked_lm_ids'],
                                        outputs['mlm_losses'],
@@ -193,29 +213,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
   def process_metrics(self, metrics, labels, model_outputs):
     super().process_metrics(metrics, labels, model_outputs)
     kept = model_outputs.get(token_drop_encoder.KEPT_POSITIONS_KEY)
-    by_name = {metric.name: metric for metric in metrics}
-    if kept is not None and 'kept_share_of_mlm_targets' in by_name:
-      by_name['kept_share_of_mlm_targets'].update_state(
-          kept_share_of_targets(kept, labels['masked_lm_positions'],
-                                labels['masked_lm_weights']),
-          sample_weight=tf.reduce_sum(labels['masked_lm_weights']))
-
-
-def kept_share_of_targets(kept_positions: tf.Tensor,
-                          masked_lm_positions: tf.Tensor,
-                          masked_lm_weights: Optional[tf.Tensor] = None
-                          ) -> tf.Tensor:
-  """Share of MLM targets that the middle layers processed (scalar float32).
-
-  Args:
-    kept_positions: `[batch, K]` int32.
-    masked_lm_positions: `[batch, max_predictions]` int32.
-    masked_lm_weights: `[batch, max_predictions]` float32, or None for all 1.
-  """
-  hits = tf.reduce_any(
-      masked_lm_positions[:, :, None] == kept_positions[:, None, :], axis=-1)
-  if masked_lm_weights is None:
-    masked_lm_weights = tf.ones_like(hits, tf.float32)
-  return tf.math.divide_no_nan(
-      tf.reduce_sum(tf.cast(hits, tf.float32) * masked_lm_weights),
-      tf.reduce_sum(masked_lm_weights))
+    importance = model_outputs.get(token_drop_encoder.IMPORTANCE_KEY)
+    if kept is not None and importance is not None:
+      drop_metrics.update({m.name: m for m in metrics}, labels, importance,
+                          kept)
