@@ -40,7 +40,7 @@ def main(_):
       distribution_strategy=params.runtime.distribution_strategy,
       all_reduce_alg=params.runtime.all_reduce_alg,
       num_gpus=params.runtime.num_gpus,
-      tpu_address=FLAGS.tpu or params.runtime.tpu)
+      tpu_address=params.runtime.tpu)
   with strategy.scope():
     # The task checks its config and input files here, before any training.
     task = task_factory.get_task(params.task, logging_dir=model_dir)
