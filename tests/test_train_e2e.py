@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
+from official.nlp.modeling import networks
 from tests import real_data
 from tests import task_configs
 
@@ -78,6 +79,7 @@ class TrainE2ETest(tf.test.TestCase):
     self.assertTrue(first.endswith('ckpt-4'), first)
     table_4 = _importance(first)
     self.assertLess(table_4.min(), 10.0)  # the scores moved
+    self._assert_restores_into_bert_encoder_v2(first)
 
     log = _run(_train_command(model_dir, _config_file(work, 8)))
     self.assertRegex(log, r'train \| step:\s+4 \| training until step 8')
@@ -87,6 +89,27 @@ class TrainE2ETest(tf.test.TestCase):
     table_8 = _importance(last)
     # The table went on from the restored one rather than from 10.0.
     self.assertGreater(np.sum(10.0 - table_8), np.sum(10.0 - table_4) * 1.5)
+
+  def _assert_restores_into_bert_encoder_v2(self, checkpoint):
+    """The training checkpoint's `encoder` is an ordinary BertEncoderV2."""
+    bert = task_configs.tiny_experiment().task.model.encoder.bert
+    encoder = networks.BertEncoderV2(
+        vocab_size=bert.vocab_size, hidden_size=bert.hidden_size,
+        num_layers=bert.num_layers,
+        num_attention_heads=bert.num_attention_heads,
+        inner_dim=bert.intermediate_size,
+        max_sequence_length=bert.max_position_embeddings,
+        type_vocab_size=bert.type_vocab_size)
+    status = tf.train.Checkpoint(encoder=encoder).read(checkpoint)
+    features = real_data.batch(batch_size=2)
+    encoder({k: features[k] for k in ('input_word_ids', 'input_mask',
+                                      'input_type_ids')})
+    status.assert_existing_objects_matched()
+    reader = tf.train.load_checkpoint(checkpoint)
+    # The word embeddings are stored once, as the (tied) MLM output table.
+    key = 'masked_lm/embedding_table/.ATTRIBUTES/VARIABLE_VALUE'
+    self.assertAllEqual(encoder.get_embedding_table().numpy(),
+                        reader.get_tensor(key))
 
   def test_bad_config_fails_before_training(self):
     work = self.create_tempdir().full_path
