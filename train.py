@@ -12,6 +12,8 @@ import os
 
 # The Model Garden is built on Keras 2 (tf_keras); make tf.keras resolve to it.
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+# See official_td/__init__.py: needed for SavedModel export with TF 2.20.
+os.environ.setdefault('WRAPT_DISABLE_EXTENSIONS', '1')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app

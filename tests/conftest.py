@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# See official_td/__init__.py: needed for SavedModel export with TF 2.20.
+os.environ.setdefault('WRAPT_DISABLE_EXTENSIONS', '1')
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 

@@ -1,0 +1,155 @@
+r"""Exports a pretraining checkpoint as TF Hub BERT SavedModels.
+
+  python -m official_td.serving.export_tfhub --model_dir=runs/token_drop \
+      --export_dir=exports/token_drop [--checkpoint=runs/token_drop/ckpt-1500]
+
+writes, with the Model Garden's `export_tfhub_lib`:
+  EXPORT_DIR/encoder        the full encoder (no dropping: a token-dropping
+                            checkpoint is an ordinary BERT) with the TF Hub
+                            BERT interface: inputs `input_word_ids`,
+                            `input_mask`, `input_type_ids` `[batch, seq_len]`
+                            int32; outputs `pooled_output` `[batch, hidden]`,
+                            `sequence_output` `[batch, seq_len, hidden]`,
+                            `encoder_outputs` (one per layer), `default`; an
+                            `mlm` sub-model taking `masked_lm_positions` and
+                            returning `mlm_logits`; the vocabulary as an asset.
+  EXPORT_DIR/preprocessing  raw strings in: `tokenize` and `bert_pack_inputs`
+                            (tensorflow-text tokenizer with the same
+                            vocabulary); calling it packs one segment to
+                            `seq_length`.
+
+The experiment config is read from MODEL_DIR/params.yaml (written by
+train.py). Before anything is written the checkpoint is checked against the
+config and the vocabulary, so a mismatch fails with a message naming it.
+"""
+
+import os
+import re
+from typing import Optional
+
+from absl import app
+from absl import flags
+from absl import logging
+import tensorflow as tf
+
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import hyperparams
+from official.nlp.configs import encoders
+from official.nlp.tools import export_tfhub_lib
+from official_td import registry_imports  # pylint: disable=unused-import
+from official_td.data import vocabulary as vocabulary_lib
+
+_EMBEDDINGS = 'masked_lm/embedding_table/.ATTRIBUTES/VARIABLE_VALUE'
+_POSITIONS = 'encoder/_position_embedding_layer/embeddings/.ATTRIBUTES/VARIABLE_VALUE'
+_LAYER = re.compile(r'^encoder/_transformer_layers/(\d+)/')
+
+
+def read_experiment_config(model_dir: str) -> cfg.ExperimentConfig:
+  """Reads MODEL_DIR/params.yaml into a token-dropping experiment config.
+
+  Raises:
+    FileNotFoundError: there is no params.yaml.
+  """
+  path = os.path.join(model_dir, 'params.yaml')
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f'{path} does not exist: point --model_dir at a '
+                            'folder train.py wrote, or pass --params_yaml.')
+  return hyperparams.override_params_dict(
+      exp_factory.get_exp_config('bert/token_drop'), path, is_strict=True)
+
+
+def check_checkpoint_matches(checkpoint: str,
+                             encoder: encoders.EncoderConfig,
+                             vocab: vocabulary_lib.Vocabulary) -> None:
+  """Compares the checkpoint's shapes with the config and the vocabulary.
+
+  Raises:
+    ValueError: naming what differs (vocabulary size, hidden size, number of
+      layers, position embeddings).
+  """
+  bert = encoder.get()
+  shapes = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
+  if _EMBEDDINGS not in shapes:
+    raise ValueError(f'{checkpoint} has no BERT pretrainer (no {_EMBEDDINGS}).')
+  ckpt_vocab, ckpt_width = shapes[_EMBEDDINGS]
+  ckpt_layers = 1 + max(int(m.group(1)) for m in map(_LAYER.match, shapes)
+                        if m)
+  ckpt_positions = shapes[_POSITIONS][0]
+  found = {
+      'vocab_size': (ckpt_vocab, bert.vocab_size),
+      'hidden_size (embedding width)': (
+          ckpt_width, bert.embedding_size or bert.hidden_size),
+      'num_layers': (ckpt_layers, bert.num_layers),
+      'max_position_embeddings': (ckpt_positions,
+                                  bert.max_position_embeddings),
+  }
+  for name, (in_checkpoint, in_config) in found.items():
+    if in_checkpoint != in_config:
+      raise ValueError(
+          f'The checkpoint {checkpoint} has {name}={in_checkpoint} but the '
+          f'config says {in_config}. Export with the config the checkpoint '
+          'was trained with (its params.yaml).')
+  if vocab.size != ckpt_vocab:
+    raise ValueError(
+        f'Vocabulary {vocab.path!r} has {vocab.size} ids but the checkpoint '
+        f'{checkpoint} has {ckpt_vocab}. Export with the vocabulary the '
+        'model was pretrained with.')
+
+
+def export(model_dir: str, export_dir: str,
+           checkpoint: Optional[str] = None,
+           vocab_file: Optional[str] = None) -> str:
+  """Writes EXPORT_DIR/encoder and EXPORT_DIR/preprocessing; returns the ckpt.
+
+  Args:
+    model_dir: a train.py model_dir (for params.yaml and the latest
+      checkpoint).
+    export_dir: where the two SavedModels go.
+    checkpoint: a checkpoint path; default the latest in `model_dir`.
+    vocab_file: default the config's `task.token_drop.vocab_file`.
+
+  Raises:
+    FileNotFoundError: no checkpoint or params.yaml.
+    ValueError: the checkpoint does not match the config or vocabulary.
+  """
+  config = read_experiment_config(model_dir)
+  checkpoint = checkpoint or tf.train.latest_checkpoint(model_dir)
+  if not checkpoint:
+    raise FileNotFoundError(f'No checkpoint in {model_dir}.')
+  drop = config.task.token_drop
+  vocab = vocabulary_lib.Vocabulary(vocab_file or drop.vocab_file,
+                                    lower_case=drop.lower_case)
+  encoder = config.task.model.encoder
+  check_checkpoint_matches(checkpoint, encoder, vocab)
+  vocab_kwargs = dict(do_lower_case=vocab.lower_case, **(
+      dict(sp_model_file=vocab.path) if vocab.is_sentencepiece
+      else dict(vocab_file=vocab.path)))
+  export_tfhub_lib.export_model(
+      os.path.join(export_dir, 'encoder'),
+      encoder_config=encoders.EncoderConfig(type='bert_v2',
+                                            bert_v2=encoder.get()),
+      model_checkpoint_path=checkpoint, with_mlm=True, **vocab_kwargs)
+  export_tfhub_lib.export_preprocessing(
+      os.path.join(export_dir, 'preprocessing'),
+      tokenize_with_offsets=False,
+      default_seq_length=config.task.train_data.seq_length,
+      **vocab_kwargs)
+  logging.info('Exported %s to %s/{encoder,preprocessing}.', checkpoint,
+               export_dir)
+  return checkpoint
+
+
+def main(_):
+  flags_ = flags.FLAGS
+  export(flags_.model_dir, flags_.export_dir, flags_.checkpoint,
+         flags_.vocab_file)
+
+
+if __name__ == '__main__':
+  flags.DEFINE_string('model_dir', None, 'A train.py --model_dir.')
+  flags.DEFINE_string('export_dir', None, 'Where the SavedModels go.')
+  flags.DEFINE_string('checkpoint', None, 'Default: latest in model_dir.')
+  flags.DEFINE_string('vocab_file', None, 'Default: the config\'s.')
+  flags.mark_flags_as_required(['model_dir', 'export_dir'])
+  app.run(main)

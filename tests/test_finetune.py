@@ -1,0 +1,117 @@
+"""Fine-tuning on the real downstream suite, from a checkpoint or a SavedModel."""
+
+import os
+import random
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from data_prep import create_finetuning_data
+from data_prep import downstream_sources
+from official.core import task_factory
+from official_td import finetune_suite
+from official_td.configs import finetuning
+from official_td.serving import export_tfhub
+from tests import pretrained
+from tests import real_data
+from tests import task_configs
+
+_TASKS = ('polarity', 'bbc_news', 'tweets', 'vitaminc')
+
+
+def _config(task_name, **source):
+  encoder = task_configs.tiny_experiment().task.model.encoder
+  config = finetuning.finetune_config(
+      task_name, pretrained.downstream_dir(), encoder,
+      seq_length=real_data.SEQ_LENGTH, batch_size=16, **source)
+  config.task.model.encoder.bert_v2.dropout_rate = 0.0
+  return config
+
+
+def _build(config):
+  task = task_factory.get_task(config.task)
+  model = task.build_model()
+  task.initialize(model)
+  return task, model
+
+
+def _checkpoint():
+  return tf.train.latest_checkpoint(pretrained.model_dir())
+
+
+class FinetuneTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.parameters(*_TASKS)
+  def test_a_few_steps_lower_the_loss(self, task_name):
+    task, model = _build(_config(task_name, init_checkpoint=_checkpoint()))
+    features = next(iter(task.build_inputs(task.task_config.train_data)))
+    optimizer = tf_keras.optimizers.Adam(3e-3)
+    metrics = task.build_metrics(training=True)
+    step = tf.function(lambda x: task.train_step(x, model, optimizer,
+                                                 metrics))
+    losses = [float(step(features)[task.loss]) for _ in range(30)]
+    self.assertLess(np.mean(losses[-3:]), 0.7 * np.mean(losses[:3]))
+
+  def test_checkpoint_and_saved_model_give_the_same_initial_outputs(self):
+    export_dir = self.create_tempdir().full_path
+    export_tfhub.export(pretrained.model_dir(), export_dir)
+    _, from_checkpoint = _build(_config('vitaminc',
+                                        init_checkpoint=_checkpoint()))
+    _, from_saved_model = _build(_config(
+        'vitaminc', hub_module_url=os.path.join(export_dir, 'encoder')))
+    features = real_data.batch(batch_size=4)
+    inputs = {k: tf.constant(features[k])
+              for k in ('input_word_ids', 'input_mask', 'input_type_ids')}
+    a = from_checkpoint.checkpoint_items['encoder'](inputs)
+    b = from_saved_model.checkpoint_items['encoder'](inputs)
+    self.assertAllClose(a['sequence_output'], b['sequence_output'],
+                        atol=1e-5)
+
+  def test_missing_task_file_is_named(self):
+    data_dir = self.create_tempdir().full_path
+    with self.assertRaisesRegex(
+        FileNotFoundError,
+        f'{os.path.join(data_dir, "polarity", "meta_data.json")} does not '
+        'exist'):
+      finetune_suite.run_suite(pretrained.model_dir(), data_dir,
+                               self.create_tempdir().full_path,
+                               tasks=['polarity'])
+
+  def test_suite_prints_a_table(self):
+    results = finetune_suite.run_suite(
+        pretrained.model_dir(), pretrained.downstream_dir(),
+        self.create_tempdir().full_path, tasks=['polarity', 'vitaminc'],
+        epochs=0.5, seq_length=real_data.SEQ_LENGTH, batch_size=16)
+    table = finetune_suite.format_table(results)
+    self.assertRegex(table, r'\| polarity \| \d+\.\d \| \d+\.\d \|')
+    self.assertIn('mean over 1 seed(s)', table)
+    for split in ('dev', 'test'):
+      self.assertBetween(results['accuracy']['average'][split], 0.0, 1.0)
+
+
+class SplitsTest(tf.test.TestCase):
+
+  def test_splits_depend_on_content_not_order(self):
+    examples = [downstream_sources.Example(f'sentence number {i}', None, 'a')
+                for i in range(2000)]
+    first = create_finetuning_data.split_examples(examples, 0, 0)
+    random.Random(3).shuffle(examples)
+    second = create_finetuning_data.split_examples(examples, 0, 0)
+    self.assertEqual(first, second)
+    texts = {s: {e.text_a for e in first[s]} for s in first}
+    self.assertEmpty(texts['train'] & texts['test'])
+    self.assertEmpty(texts['dev'] & texts['test'])
+    self.assertBetween(len(first['test']) / 2000, 0.07, 0.13)
+
+  def test_real_task_files_have_their_labels(self):
+    for task_name in _TASKS:
+      meta = finetuning.read_task_meta(pretrained.downstream_dir(), task_name)
+      self.assertEqual(meta['labels'],
+                       list(downstream_sources.TASKS[task_name].labels))
+      self.assertEqual(meta['sizes']['train'], 64)
+
+
+if __name__ == '__main__':
+  tf.test.main()
