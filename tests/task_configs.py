@@ -3,6 +3,7 @@
 import os
 
 from official.core import exp_factory
+from official.nlp.modeling import networks
 from official_td import registry_imports  # pylint: disable=unused-import
 from official_td.data import token_frequencies
 from tests import real_data
@@ -29,3 +30,15 @@ def tiny_experiment(experiment: str = 'bert/token_drop', num_layers: int = 4,
       },
   }, is_strict=True)
   return config
+
+
+def plain_encoder(config=None) -> networks.BertEncoderV2:
+  """A Model Garden BertEncoderV2 of the (tiny) experiment's size."""
+  bert = (config or tiny_experiment()).task.model.encoder.bert
+  return networks.BertEncoderV2(
+      vocab_size=bert.vocab_size, hidden_size=bert.hidden_size,
+      num_layers=bert.num_layers,
+      num_attention_heads=bert.num_attention_heads,
+      inner_dim=bert.intermediate_size,
+      max_sequence_length=bert.max_position_embeddings,
+      type_vocab_size=bert.type_vocab_size)

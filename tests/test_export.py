@@ -10,7 +10,6 @@ import yaml
 
 from data_prep import create_finetuning_data
 from official.core import task_factory
-from official.nlp.modeling import networks
 from official_td.serving import export_tfhub
 from tests import pretrained
 from tests import real_data
@@ -30,14 +29,7 @@ def _export_dir():
 
 def _keras_encoder():
   """BertEncoderV2 restored from the same checkpoint."""
-  bert = task_configs.tiny_experiment().task.model.encoder.bert
-  encoder = networks.BertEncoderV2(
-      vocab_size=bert.vocab_size, hidden_size=bert.hidden_size,
-      num_layers=bert.num_layers,
-      num_attention_heads=bert.num_attention_heads,
-      inner_dim=bert.intermediate_size,
-      max_sequence_length=bert.max_position_embeddings,
-      type_vocab_size=bert.type_vocab_size)
+  encoder = task_configs.plain_encoder()
   tf.train.Checkpoint(encoder=encoder).read(
       tf.train.latest_checkpoint(pretrained.model_dir())).expect_partial()
   return encoder

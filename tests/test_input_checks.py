@@ -36,6 +36,24 @@ class InputChecksTest(tf.test.TestCase, parameterized.TestCase):
     self._fails({'train_data': {'input_path': empty}}, ValueError,
                 f'Input file .*{os.path.basename(empty)}.* is empty')
 
+  def test_corrupt_input_file(self):
+    directory = self.create_tempdir().full_path
+    corrupt = os.path.join(directory, 'train-00000-of-00001.tfrecord')
+    with open(corrupt, 'w') as f:
+      f.write('this is a text file, not a TFRecord file\n' * 10)
+    self._fails({'train_data': {'input_path': corrupt}}, ValueError,
+                f'{os.path.basename(corrupt)}.* is not a readable TFRecord')
+
+  def test_input_file_of_other_examples(self):
+    directory = self.create_tempdir().full_path
+    other = os.path.join(directory, 'train-00000-of-00001.tfrecord')
+    with tf.io.TFRecordWriter(other) as writer:
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          'label_ids': tf.train.Feature(
+              int64_list=tf.train.Int64List(value=[1]))})).SerializeToString())
+    self._fails({'train_data': {'input_path': other}}, ValueError,
+                "holds no pretraining examples \\(features: \\['label_ids'\\]")
+
   def test_vocab_size_differs_from_the_config(self):
     self._fails({'model': {'encoder': {'bert': {'vocab_size': 30522}}}},
                 ValueError,

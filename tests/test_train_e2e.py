@@ -11,7 +11,6 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from official.nlp.modeling import networks
 from tests import real_data
 from tests import task_configs
 
@@ -92,14 +91,7 @@ class TrainE2ETest(tf.test.TestCase):
 
   def _assert_restores_into_bert_encoder_v2(self, checkpoint):
     """The training checkpoint's `encoder` is an ordinary BertEncoderV2."""
-    bert = task_configs.tiny_experiment().task.model.encoder.bert
-    encoder = networks.BertEncoderV2(
-        vocab_size=bert.vocab_size, hidden_size=bert.hidden_size,
-        num_layers=bert.num_layers,
-        num_attention_heads=bert.num_attention_heads,
-        inner_dim=bert.intermediate_size,
-        max_sequence_length=bert.max_position_embeddings,
-        type_vocab_size=bert.type_vocab_size)
+    encoder = task_configs.plain_encoder()
     status = tf.train.Checkpoint(encoder=encoder).read(checkpoint)
     features = real_data.batch(batch_size=2)
     encoder({k: features[k] for k in ('input_word_ids', 'input_mask',

@@ -2,6 +2,7 @@
 
   bert/token_drop           token dropping, cumulative-loss importance
   bert/token_drop_baseline  the same model, data and optimizer, no dropping
+  bert/token_drop_sctd      token dropping with ScTD's consistency loss
 
 The strategy of `bert/token_drop` is 'dynamic' unless a gin binding
 (`--gin_file=experiments/static.gin`) or the config (`task.strategy`, which
@@ -112,10 +113,29 @@ def token_drop_strategy(strategy: str = 'dynamic') -> str:
   return strategy
 
 
+@gin.configurable
+def token_drop_sctd(enabled: bool = False) -> bool:
+  """Whether `bert/token_drop` adds ScTD's consistency loss; gin-bindable.
+
+  `experiments/sctd.gin` binds it; `task.sctd.enabled` in the config wins.
+  """
+  return enabled
+
+
 @exp_factory.register_config_factory('bert/token_drop')
 def bert_token_drop() -> cfg.ExperimentConfig:
   """Token dropping (Hou et al. 2022); cumulative-loss importance by default."""
-  return _experiment(token_drop_strategy())
+  config = _experiment(token_drop_strategy())
+  config.task.sctd.enabled = token_drop_sctd()
+  return config
+
+
+@exp_factory.register_config_factory('bert/token_drop_sctd')
+def bert_token_drop_sctd() -> cfg.ExperimentConfig:
+  """Semantic-consistent token dropping (ScTD, Zhong et al. 2023)."""
+  config = _experiment(token_drop_strategy())
+  config.task.sctd.enabled = True
+  return config
 
 
 @exp_factory.register_config_factory('bert/token_drop_baseline')

@@ -1,6 +1,7 @@
 """Configuration of token dropping (Hou et al., ACL 2022)."""
 
 import dataclasses
+from typing import List
 
 from official.modeling.hyperparams import base_config
 
@@ -35,3 +36,26 @@ class TokenDropConfig(base_config.Config):
   vocab_file: str = ''
   lower_case: bool = True
   frequency_file: str = ''
+
+
+@dataclasses.dataclass
+class SctdConfig(base_config.Config):
+  """Semantic-consistent token dropping (ScTD; Zhong et al., ACL 2023).
+
+  Every `every_n_steps`-th training step also runs the batch through the
+  full encoder and adds `sum_i weights[i] * KL(P_full || P_dropped)` of the
+  [CLS] states at `layers` (softmax over the hidden dimension) to the MLM
+  loss; other steps are plain token-dropping steps.
+
+  Attributes:
+    enabled: off in `bert/token_drop`, on in `bert/token_drop_sctd`.
+    every_n_steps: F, 10 in the authors' code.
+    layers: encoder layer indices (negative from the end): the penultimate
+      and the last.
+    weights: one per layer, 0.05 each in the authors' code.
+  """
+  enabled: bool = False
+  every_n_steps: int = 10
+  layers: List[int] = dataclasses.field(default_factory=lambda: [-2, -1])
+  weights: List[float] = dataclasses.field(
+      default_factory=lambda: [0.05, 0.05])

@@ -37,7 +37,30 @@ def check_input_files(input_path: str, setting: str) -> List[str]:
         raise ValueError(f'Input file {path!r} ({setting}) is empty; '
                          're-create it.')
     files.extend(matched)
+  for path in files[:_FILES_READ]:
+    _check_first_record(path, setting)
   return files
+
+
+# Reading the first record of every shard of a large corpus on remote storage
+# would delay the start; the first few catch a wrong pattern or format.
+_FILES_READ = 32
+
+
+def _check_first_record(path: str, setting: str) -> None:
+  """Raises ValueError if `path` does not start with a pretraining example."""
+  try:
+    record = next(iter(tf.data.TFRecordDataset(path).take(1)))
+    example = tf.train.Example.FromString(record.numpy())
+  except (tf.errors.DataLossError, tf.errors.OpError, ValueError,
+          StopIteration) as e:
+    raise ValueError(f'Input file {path!r} ({setting}) is not a readable '
+                     f'TFRecord file: {type(e).__name__}. Re-create it.'
+                     ) from None
+  features = example.features.feature
+  if 'input_ids' not in features and 'input_word_ids' not in features:
+    raise ValueError(f'Input file {path!r} ({setting}) holds no pretraining '
+                     f'examples (features: {sorted(features)}).')
 
 
 def check_vocab_matches_encoder(vocab: vocabulary_lib.Vocabulary,
@@ -100,3 +123,21 @@ def check_token_drop_settings(token_drop, encoder: encoders.EncoderConfig,
   if not 0.0 <= token_drop.importance_beta < 1.0:
     raise ValueError('task.token_drop.importance_beta must be in [0, 1), got '
                      f'{token_drop.importance_beta}.')
+
+
+def check_sctd_settings(sctd, strategy: str, num_layers: int) -> None:
+  """Raises ValueError for ScTD settings that cannot work."""
+  if strategy == 'none':
+    raise ValueError('task.sctd.enabled needs token dropping: the baseline '
+                     "(task.strategy='none') has nothing to make consistent.")
+  if sctd.every_n_steps < 1:
+    raise ValueError('task.sctd.every_n_steps must be >= 1, got '
+                     f'{sctd.every_n_steps}.')
+  if len(sctd.layers) != len(sctd.weights):
+    raise ValueError(f'task.sctd.layers={list(sctd.layers)} and '
+                     f'task.sctd.weights={list(sctd.weights)} must have the '
+                     'same length.')
+  for layer in sctd.layers:
+    if not -num_layers <= layer < num_layers:
+      raise ValueError(f'task.sctd.layers has {layer}, outside the '
+                       f'{num_layers} encoder layers.')

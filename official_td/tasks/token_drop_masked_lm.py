@@ -14,7 +14,6 @@ from typing import Dict, List
 import tensorflow as tf
 import tf_keras
 
-from official.core import config_definitions as cfg
 from official.core import task_factory
 from official.modeling import tf_utils
 from official.nlp.modeling import models
@@ -22,12 +21,14 @@ from official.nlp.tasks import masked_lm
 from official_td.configs import token_drop_config
 from official_td.data import token_frequencies
 from official_td.data import vocabulary as vocabulary_lib
+from official_td.modeling import consistency
 from official_td.modeling import token_drop_encoder
 from official_td.modeling import token_importance
 from official_td.tasks import drop_metrics
 from official_td.tasks import input_checks
 
 STRATEGIES = ('dynamic', 'static', 'random', 'none')
+CONSISTENCY_LOSS = 'consistency_loss'
 
 
 @dataclasses.dataclass
@@ -40,10 +41,13 @@ class TokenDropMaskedLMConfig(masked_lm.MaskedLMConfig):
       `token_drop.frequency_file`), 'random' (K random positions each step)
       or 'none' (no dropping: the baseline).
     token_drop: keep ratio, layer split, importance settings, vocabulary.
+    sctd: the ScTD semantic-consistency loss (off by default).
   """
   strategy: str = 'dynamic'
   token_drop: token_drop_config.TokenDropConfig = dataclasses.field(
       default_factory=token_drop_config.TokenDropConfig)
+  sctd: token_drop_config.SctdConfig = dataclasses.field(
+      default_factory=token_drop_config.SctdConfig)
 
 
 @task_factory.register_task_cls(TokenDropMaskedLMConfig)
@@ -92,6 +96,9 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
     if params.strategy != 'none':
       input_checks.check_token_drop_settings(params.token_drop, encoder,
                                              params.train_data.seq_length)
+    if params.sctd.enabled:
+      input_checks.check_sctd_settings(params.sctd, params.strategy,
+                                       encoder.get().num_layers)
     return vocab
 
   @property
@@ -163,9 +170,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
       losses = model_outputs.get('mlm_losses')
       if losses is None:
         losses = self.mlm_losses(labels, model_outputs)
-      weights = labels['masked_lm_weights']
-      mlm_loss = tf.math.divide_no_nan(tf.reduce_sum(losses * weights),
-                                       tf.reduce_sum(weights))
+      mlm_loss = _weighted_mean(losses, labels['masked_lm_weights'])
       metrics = {metric.name: metric for metric in metrics}
       metrics['lm_example_loss'].update_state(mlm_loss)
       if aux_losses:
@@ -176,39 +181,106 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
     metrics = super().build_metrics(training)
     if training and self.drops_tokens:
       metrics.extend(drop_metrics.build(self._vocab.size))
+    if training and self.task_config.sctd.enabled:
+      metrics.append(tf_keras.metrics.Mean(name=CONSISTENCY_LOSS))
     return metrics
 
   def train_step(self, inputs, model: tf_keras.Model,
                  optimizer: tf_keras.optimizers.Optimizer, metrics):
-    """Forward with dropping, backward, then the importance update."""
+    """Forward with dropping, backward, then the importance update.
+
+    With ScTD, every F-th step takes the branch of a `tf.cond` that also runs
+    the full pass. Each branch computes its own gradients: differentiating
+    through the cond instead fails to compile with XLA in TF 2.20
+    (StridedSliceGrad of the position embedding gets an unknown shape).
+    """
     model_inputs = dict(inputs)
     if self.drops_tokens:
       model_inputs[token_drop_encoder.IMPORTANCE_KEY] = (
           model.importance_recorder(inputs['input_word_ids']))
-    with tf.GradientTape() as tape:
-      outputs = model(model_inputs, training=True)
-      if self.drops_tokens:
-        outputs[token_drop_encoder.IMPORTANCE_KEY] = (
-            model_inputs[token_drop_encoder.IMPORTANCE_KEY])
-      outputs['mlm_losses'] = self.mlm_losses(inputs, outputs)
-      loss = self.build_losses(labels=inputs, model_outputs=outputs,
-                               metrics=metrics, aux_losses=model.losses)
-      if self.task_config.scale_loss:
-        scaled_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
-      else:
-        scaled_loss = loss
-    tvars = model.trainable_variables
-    grads = tape.gradient(scaled_loss, tvars)
-    # MLM-only pretraining gives the pooler no gradient (there is no
-    # next-sentence head); leave it out rather than warn every step.
-    optimizer.apply_gradients(
-        [(g, v) for g, v in zip(grads, tvars) if g is not None])
+    has_grad = []  # which trainable variables get a gradient, set in tracing
+    sctd = self.task_config.sctd
+    if sctd.enabled:
+      is_sctd_step = tf.equal(
+          tf.math.floormod(optimizer.iterations, sctd.every_n_steps), 0)
+      step = tf.cond(
+          is_sctd_step,
+          lambda: self._forward_backward(model, model_inputs, has_grad,
+                                         True),
+          lambda: self._forward_backward(model, model_inputs, has_grad,
+                                         False))
+      by_name = {m.name: m for m in metrics}
+      by_name[CONSISTENCY_LOSS].update_state(
+          step['consistency_loss'],
+          sample_weight=tf.cast(is_sctd_step, tf.float32))
+    else:
+      step = self._forward_backward(model, model_inputs, has_grad, False)
+    # Variables cannot pass through tf.cond: pair the gradients here (the
+    # model is built by now, so the list is complete).
+    tvars = [v for v, used in zip(model.trainable_variables, has_grad)
+             if used]
+    optimizer.apply_gradients(zip(step['grads'], tvars))
+    outputs = step['outputs']
     if self.drops_tokens:
       model.importance_recorder.update(inputs['masked_lm_ids'],
                                        outputs['mlm_losses'],
                                        inputs['masked_lm_weights'])
+    {m.name: m for m in metrics}['lm_example_loss'].update_state(
+        step['mlm_loss'])
     self.process_metrics(metrics, inputs, outputs)
-    return {self.loss: loss}
+    return {self.loss: step['loss']}
+
+  def _forward_backward(self, model, model_inputs, has_grad: List[bool],
+                        with_consistency: bool) -> Dict[str, object]:
+    """One forward and backward pass; returns losses, gradients, outputs.
+
+    The returned structure is the same with and without the consistency
+    term, as `tf.cond` needs; `grads` holds the non-None gradients, and
+    `has_grad` (filled on first call, checked on later ones) says which
+    of `model.trainable_variables` they belong to.
+    """
+    with tf.GradientTape() as tape:
+      outputs = model(model_inputs, training=True)
+      mlm_losses = self.mlm_losses(model_inputs, outputs)
+      mlm_loss = _weighted_mean(mlm_losses, model_inputs['masked_lm_weights'])
+      loss = mlm_loss + (tf.add_n(model.losses) if model.losses else 0.0)
+      consistency_loss = tf.constant(0.0)
+      if with_consistency:
+        consistency_loss = self._consistency_loss(model, model_inputs,
+                                                  outputs)
+        loss += consistency_loss
+      scaled_loss = loss
+      if self.task_config.scale_loss:
+        scaled_loss /= tf.distribute.get_strategy().num_replicas_in_sync
+    grads = tape.gradient(scaled_loss, model.trainable_variables)
+    # MLM-only pretraining gives the pooler no gradient (there is no
+    # next-sentence head), with or without the consistency term.
+    used = [g is not None for g in grads]
+    if has_grad and has_grad != used:
+      raise ValueError('The ScTD and plain steps train different variables.')
+    has_grad[:] = used
+    kept_outputs = {'mlm_logits': outputs['mlm_logits'],
+                    'mlm_losses': mlm_losses}
+    for key in (token_drop_encoder.KEPT_POSITIONS_KEY,
+                token_drop_encoder.IMPORTANCE_KEY):
+      source = outputs if key in outputs else model_inputs
+      if key in source:
+        kept_outputs[key] = source[key]
+    return {'loss': loss, 'mlm_loss': mlm_loss,
+            'consistency_loss': consistency_loss,
+            'grads': [g for g in grads if g is not None],
+            'outputs': kept_outputs}
+
+  def _consistency_loss(self, model, model_inputs, dropped_outputs):
+    """ScTD's KL term from a full pass (no dropping) of the same batch."""
+    sctd = self.task_config.sctd
+    # Encoder inputs only: without masked_lm_positions the pretrainer skips
+    # the MLM head, which the consistency loss does not need.
+    full_outputs = model(
+        {k: model_inputs[k] for k in ('input_word_ids', 'input_mask',
+                                      'input_type_ids')}, training=True)
+    return consistency.consistency_loss(full_outputs, dropped_outputs,
+                                        sctd.layers, sctd.weights)
 
   def process_metrics(self, metrics, labels, model_outputs):
     super().process_metrics(metrics, labels, model_outputs)
@@ -217,3 +289,9 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
     if kept is not None and importance is not None:
       drop_metrics.update({m.name: m for m in metrics}, labels, importance,
                           kept)
+
+
+def _weighted_mean(values: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+  """sum(values * weights) / sum(weights), 0 when all weights are 0."""
+  return tf.math.divide_no_nan(tf.reduce_sum(values * weights),
+                               tf.reduce_sum(weights))

@@ -1,0 +1,187 @@
+r"""Step-time benchmark: the baseline and each dropping strategy, interleaved.
+
+  python -m official_td.benchmarks.step_time --models=L12_H256,bert_base \
+      --data_dir=data/default --batch_size=32 --steps=30
+
+For each model size, builds the baseline and every variant (dynamic, static,
+random, and dynamic with ScTD) in this one process, feeds all of them the
+same real batches, warms each up, then times their steps interleaved (the
+order rotates every round, so drifts of the machine hit all alike). Prints
+median ms/step, tokens/s, the measured step-time ratio to the baseline, the
+theoretical ratio from the FLOP model (`flops.py`), and the process's peak
+resident memory. For ScTD it prints the cost of one period of F steps
+against F plain token-dropping steps.
+
+This is a benchmark that prints figures, not a test: it asserts nothing.
+"""
+
+import dataclasses
+import os
+import re
+import resource
+import statistics
+import time
+from typing import Dict, List
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import official_td  # sets TF_USE_LEGACY_KERAS before TensorFlow loads
+from absl import app
+from absl import flags
+import tensorflow as tf
+
+from official.core import task_factory
+from official.core import train_utils
+from official.nlp.data import pretrain_dataloader
+from official_td.benchmarks import flops
+from official_td.configs import experiments
+
+_PRESETS = {
+    'L12_H256': dict(num_layers=12, hidden_size=256, num_attention_heads=4,
+                     intermediate_size=1024),
+    'bert_base': dict(num_layers=12, hidden_size=768, num_attention_heads=12,
+                      intermediate_size=3072),
+    'L4_H128': dict(num_layers=4, hidden_size=128, num_attention_heads=2,
+                    intermediate_size=512),
+}
+_VARIANTS = ('baseline', 'dynamic', 'static', 'random', 'sctd')
+
+
+def model_size(name: str) -> Dict[str, int]:
+  """A preset name or `L{layers}_H{hidden}[_A{heads}][_I{inner}]`."""
+  if name in _PRESETS:
+    return dict(_PRESETS[name])
+  match = re.fullmatch(r'L(\d+)_H(\d+)(?:_A(\d+))?(?:_I(\d+))?', name)
+  if not match:
+    raise ValueError(f'Unknown model {name!r}: use {sorted(_PRESETS)} or '
+                     'L{layers}_H{hidden}[_A{heads}][_I{inner}].')
+  layers, hidden, heads, inner = match.groups()
+  return dict(num_layers=int(layers), hidden_size=int(hidden),
+              num_attention_heads=int(heads or max(1, int(hidden) // 64)),
+              intermediate_size=int(inner or 4 * int(hidden)))
+
+
+def experiment(variant: str, size: Dict[str, int], data_dir: str,
+               batch_size: int, sctd_every: int):
+  """The experiment config of one variant at one model size."""
+  strategy = {'baseline': 'none', 'sctd': 'dynamic'}.get(variant, variant)
+  config = experiments.bert_token_drop()
+  config.task.strategy = strategy
+  config.task.sctd.enabled = variant == 'sctd'
+  config.task.sctd.every_n_steps = sctd_every
+  config.task.model.encoder.bert.override(size)
+  config.task.token_drop.frequency_file = os.path.join(
+      data_dir, 'token_frequencies.json')
+  for data in (config.task.train_data, config.task.validation_data):
+    data.input_path = os.path.join(data_dir, 'train-*.tfrecord')
+    data.global_batch_size = batch_size
+  return config
+
+
+@dataclasses.dataclass
+class Variant:
+  name: str
+  step: tf.types.experimental.GenericFunction
+  times_ms: List[float] = dataclasses.field(default_factory=list)
+
+
+def build_variant(name: str, config, jit_compile: bool) -> Variant:
+  task = task_factory.get_task(config.task)
+  model = task.build_model()
+  optimizer = train_utils.create_optimizer(task, config)
+  metrics = task.build_metrics(training=True)
+  step = tf.function(
+      lambda x: task.train_step(x, model, optimizer, metrics)[task.loss],
+      jit_compile=jit_compile)
+  return Variant(name, step)
+
+
+def real_batches(config, count: int) -> List[Dict[str, tf.Tensor]]:
+  data = config.task.train_data.replace(is_training=False)
+  dataset = pretrain_dataloader.BertPretrainDataLoader(data).load()
+  return list(dataset.take(count))
+
+
+def run_model(name: str, flags_) -> None:
+  """Benchmarks all variants at one model size and prints the table."""
+  size = model_size(name)
+  configs = {v: experiment(v, size, flags_.data_dir, flags_.batch_size,
+                           flags_.sctd_every) for v in flags_.variants}
+  batches = real_batches(next(iter(configs.values())), flags_.num_batches)
+  variants = [build_variant(v, c, flags_.jit_compile)
+              for v, c in configs.items()]
+  for variant in variants:
+    for i in range(flags_.warmup):
+      float(variant.step(batches[i % len(batches)]))
+  for i in range(flags_.steps):
+    shift = i % len(variants)
+    for variant in variants[shift:] + variants[:shift]:
+      start = time.perf_counter()
+      float(variant.step(batches[i % len(batches)]))  # waits for the step
+      variant.times_ms.append(1000 * (time.perf_counter() - start))
+  print_table(name, size, variants, configs, flags_)
+
+
+def print_table(name, size, variants, configs, flags_) -> None:
+  config = next(iter(configs.values()))
+  seq_length = config.task.train_data.seq_length
+  flop_size = flops.ModelSize(
+      num_layers=size['num_layers'], hidden_size=size['hidden_size'],
+      intermediate_size=size['intermediate_size'],
+      vocab_size=config.task.model.encoder.bert.vocab_size,
+      seq_length=seq_length,
+      max_predictions_per_seq=config.task.train_data.max_predictions_per_seq)
+  drop = config.task.token_drop
+  theory = flops.theoretical_ratio(flop_size, drop.keep_ratio,
+                                   drop.drop_start_layer, drop.drop_end_layer)
+  medians = {v.name: statistics.median(v.times_ms) for v in variants}
+  base = medians.get('baseline')
+  print(f'\n## {name} {size}, seq_length {seq_length}, batch '
+        f'{flags_.batch_size}, {flags_.steps} timed steps after '
+        f'{flags_.warmup} warm-up, jit_compile={flags_.jit_compile}')
+  print('| variant | median ms/step | tokens/s | ratio to baseline | '
+        'theoretical ratio |')
+  print('|---|---|---|---|---|')
+  for variant in variants:
+    median = medians[variant.name]
+    tokens = flags_.batch_size * seq_length / (median / 1000)
+    ratio = f'{median / base:.3f}' if base else '-'
+    expected = ('1.000' if variant.name == 'baseline' else f'{theory:.3f}')
+    print(f'| {variant.name} | {median:.1f} | {tokens:,.0f} | {ratio} | '
+          f'{expected} |')
+  if base and 'dynamic' in medians:
+    saving = 1 - medians['dynamic'] / base
+    print(f'\nmeasured saving {saving:.1%} of step time; theoretical '
+          f'{1 - theory:.1%}; achieved {saving / (1 - theory):.0%} of it')
+  sctd = next((v for v in variants if v.name == 'sctd'), None)
+  if sctd and 'dynamic' in medians:
+    period = flags_.sctd_every
+    full_periods = len(sctd.times_ms) // period * period
+    per_period = sum(sctd.times_ms[:full_periods]) / (full_periods / period)
+    extra = per_period - period * medians['dynamic']
+    print(f'ScTD: {per_period:.0f} ms per {period} steps vs '
+          f'{period * medians["dynamic"]:.0f} ms for {period} plain '
+          f'token-dropping steps: +{extra:.0f} ms '
+          f'({extra / (period * medians["dynamic"]):+.1%}) per period')
+  peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  print(f'process peak resident memory so far: {peak_mb:,.0f} MB')
+
+
+def main(_):
+  for name in flags.FLAGS.models:
+    run_model(name, flags.FLAGS)
+
+
+if __name__ == '__main__':
+  flags.DEFINE_list('models', ['L12_H256'], 'Model sizes: presets '
+                    f'{sorted(_PRESETS)} or L{{layers}}_H{{hidden}}.')
+  flags.DEFINE_list('variants', list(_VARIANTS), 'Variants to time.')
+  flags.DEFINE_string('data_dir', experiments.DEFAULT_DATA_DIR,
+                      'Pretraining TFRecords (seq_length 128) and their '
+                      'token_frequencies.json.')
+  flags.DEFINE_integer('batch_size', 32, 'Global batch size.')
+  flags.DEFINE_integer('steps', 30, 'Timed steps per variant.')
+  flags.DEFINE_integer('warmup', 3, 'Untimed steps per variant first.')
+  flags.DEFINE_integer('num_batches', 8, 'Distinct real batches cycled.')
+  flags.DEFINE_integer('sctd_every', 10, 'ScTD period F.')
+  flags.DEFINE_bool('jit_compile', False, 'Compile steps with XLA.')
+  app.run(main)

@@ -1,0 +1,51 @@
+"""The FLOP model of a training step."""
+
+from absl.testing import parameterized
+import tensorflow as tf
+
+from official_td.benchmarks import flops
+from official_td.benchmarks import step_time
+
+_L12_H256 = flops.ModelSize(num_layers=12, hidden_size=256,
+                            intermediate_size=1024, vocab_size=8009,
+                            seq_length=128, max_predictions_per_seq=20)
+
+
+class FlopsTest(tf.test.TestCase, parameterized.TestCase):
+
+  def test_layer_flops_by_hand(self):
+    # H=2, I=3, 4 queries over 5 keys: 2*4*(8+10) + 4*4*5*2 + 4*4*2*3.
+    self.assertEqual(flops.layer_flops(4, 5, 2, 3), 144 + 160 + 96)
+
+  def test_split_by_hand(self):
+    size = flops.ModelSize(num_layers=4, hidden_size=2, intermediate_size=3,
+                           vocab_size=10, seq_length=8,
+                           max_predictions_per_seq=1)
+    full, boundary, kept = (flops.layer_flops(8, 8, 2, 3),
+                            flops.layer_flops(4, 8, 2, 3),
+                            flops.layer_flops(4, 4, 2, 3))
+    mlm = 2 * 4 + 2 * 2 * 10
+    step = flops.training_step_flops(size, batch_size=5, keep_ratio=0.5)
+    self.assertEqual(step['encoder'], 3 * 5 * (2 * full + boundary + kept))
+    self.assertEqual(step['total'], 3 * 5 * (2 * full + boundary + kept + mlm))
+
+  def test_keep_all_costs_as_much_as_the_baseline(self):
+    self.assertAlmostEqual(flops.theoretical_ratio(_L12_H256, 1.0), 1.0)
+
+  def test_l12_h256_ratio(self):
+    ratio = flops.theoretical_ratio(_L12_H256, 0.5)
+    self.assertBetween(ratio, 0.70, 0.80)
+    self.assertLess(flops.theoretical_ratio(_L12_H256, 0.25), ratio)
+
+  @parameterized.parameters(('L12_H256', 12, 256, 4, 1024),
+                            ('bert_base', 12, 768, 12, 3072),
+                            ('L6_H512', 6, 512, 8, 2048),
+                            ('L2_H64_A1_I100', 2, 64, 1, 100))
+  def test_model_sizes(self, name, layers, hidden, heads, inner):
+    self.assertEqual(step_time.model_size(name), dict(
+        num_layers=layers, hidden_size=hidden, num_attention_heads=heads,
+        intermediate_size=inner))
+
+
+if __name__ == '__main__':
+  tf.test.main()
