@@ -49,3 +49,29 @@ class FlopsTest(tf.test.TestCase, parameterized.TestCase):
 
 if __name__ == '__main__':
   tf.test.main()
+
+
+class StepTimeBenchmarkSmokeTest(tf.test.TestCase):
+  """The benchmark script runs end to end (it times nothing here)."""
+
+  def test_runs_every_variant_on_real_batches(self):
+    import collections  # pylint: disable=g-import-not-at-top
+    import contextlib  # pylint: disable=g-import-not-at-top
+    import io  # pylint: disable=g-import-not-at-top
+    from tests import real_data  # pylint: disable=g-import-not-at-top
+    options = collections.namedtuple('Options', [
+        'data_dir', 'batch_size', 'sctd_every', 'variants', 'num_batches',
+        'jit_compile', 'warmup', 'steps'])(
+            real_data.tfrecord_dir(), 4, 2, list(step_time._VARIANTS), 2,  # pylint: disable=protected-access
+            False, 1, 4)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+      variants = step_time.run_model('L2_H32_A2_I64', options)
+    self.assertEqual([v.name for v in variants], list(options.variants))
+    for variant in variants:
+      self.assertLen(variant.times_ms, 4)
+    table = printed.getvalue()
+    for name in options.variants:
+      self.assertRegex(table, rf'\| {name} \| [\d.]+ \| [\d,]+ \|')
+    self.assertIn('ScTD:', table)
+    self.assertIn('theoretical', table)

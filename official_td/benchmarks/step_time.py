@@ -16,6 +16,7 @@ This is a benchmark that prints figures, not a test: it asserts nothing.
 """
 
 import dataclasses
+import json
 import os
 import re
 import resource
@@ -71,9 +72,15 @@ def experiment(variant: str, size: Dict[str, int], data_dir: str,
   config.task.model.encoder.bert.override(size)
   config.task.token_drop.frequency_file = os.path.join(
       data_dir, 'token_frequencies.json')
+  with open(os.path.join(data_dir, 'metadata.json')) as f:
+    metadata = json.load(f)  # written by data_prep.create_pretraining_data
+  config.task.model.encoder.bert.max_position_embeddings = max(
+      metadata['seq_length'], 128)
   for data in (config.task.train_data, config.task.validation_data):
     data.input_path = os.path.join(data_dir, 'train-*.tfrecord')
     data.global_batch_size = batch_size
+    data.seq_length = metadata['seq_length']
+    data.max_predictions_per_seq = metadata['max_predictions_per_seq']
   return config
 
 
@@ -101,7 +108,7 @@ def real_batches(config, count: int) -> List[Dict[str, tf.Tensor]]:
   return list(dataset.take(count))
 
 
-def run_model(name: str, flags_) -> None:
+def run_model(name: str, flags_) -> List[Variant]:
   """Benchmarks all variants at one model size and prints the table."""
   size = model_size(name)
   configs = {v: experiment(v, size, flags_.data_dir, flags_.batch_size,
@@ -119,6 +126,7 @@ def run_model(name: str, flags_) -> None:
       float(variant.step(batches[i % len(batches)]))  # waits for the step
       variant.times_ms.append(1000 * (time.perf_counter() - start))
   print_table(name, size, variants, configs, flags_)
+  return variants
 
 
 def print_table(name, size, variants, configs, flags_) -> None:
