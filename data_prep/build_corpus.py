@@ -17,7 +17,8 @@ copy is given:
 The embedded default corpus, `data_prep/default/corpus.txt.gz`, is:
   python -m data_prep.build_corpus --sources=python_docs,wordnet \
       --output=data_prep/default/corpus.txt.gz
-The large benchmark corpus (about 60 MB of text; not committed, GPL sources):
+The large benchmark corpus (53 MB of text, 6,044 documents; not committed:
+GPL sources):
   python -m data_prep.build_corpus \
       --sources=python_docs,wordnet,linux_docs,gcide,books \
       --output=data/large/corpus.txt.gz
