@@ -165,12 +165,14 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
 
   def build_losses(self, labels, model_outputs, metrics,
                    aux_losses=None) -> tf.Tensor:
-    """Weighted mean MLM loss plus `aux_losses` (scalar float32)."""
+    """Weighted mean MLM loss plus `aux_losses` (scalar float32).
+
+    Used by validation; training steps compute the same in
+    `_forward_backward`, which also needs the per-position losses.
+    """
     with tf.name_scope('TokenDropMaskedLMTask/losses'):
-      losses = model_outputs.get('mlm_losses')
-      if losses is None:
-        losses = self.mlm_losses(labels, model_outputs)
-      mlm_loss = _weighted_mean(losses, labels['masked_lm_weights'])
+      mlm_loss = _weighted_mean(self.mlm_losses(labels, model_outputs),
+                                labels['masked_lm_weights'])
       metrics = {metric.name: metric for metric in metrics}
       metrics['lm_example_loss'].update_state(mlm_loss)
       if aux_losses:
