@@ -159,10 +159,11 @@ class TokenDropEncoder(networks.BertEncoderV2):
     kept_mask = tf.gather(cross_mask, kept, axis=2, batch_dims=1)  # [B, K, K]
     kept_x = layers[self._drop_start](
         [tf.gather(skipped, kept, batch_dims=1), skipped, cross_mask])
-    encoder_outputs.append(_merge(skipped, kept_x, kept))
+    scatter_indices = _scatter_indices(kept)  # once for all middle layers
+    encoder_outputs.append(_merge(skipped, kept_x, scatter_indices))
     for layer in layers[self._drop_start + 1:self._drop_end + 1]:
       kept_x = layer([kept_x, kept_mask])
-      encoder_outputs.append(_merge(skipped, kept_x, kept))
+      encoder_outputs.append(_merge(skipped, kept_x, scatter_indices))
 
     x = encoder_outputs[-1]
     for i, layer in enumerate(layers[self._drop_end + 1:],
@@ -202,10 +203,15 @@ def _is_true(training) -> bool:
   return bool(value)
 
 
-def _merge(full: tf.Tensor, kept_states: tf.Tensor,
-           kept: tf.Tensor) -> tf.Tensor:
-  """Writes `kept_states` `[B, K, H]` into `full` `[B, L, H]` at `kept`."""
+def _scatter_indices(kept: tf.Tensor) -> tf.Tensor:
+  """`[B, K]` kept positions to `[B, K, 2]` (batch, position) indices."""
   batch_index = tf.broadcast_to(
       tf.range(tf.shape(kept)[0], dtype=kept.dtype)[:, None], tf.shape(kept))
-  indices = tf.stack([batch_index, kept], axis=-1)  # [B, K, 2]
-  return tf.tensor_scatter_nd_update(full, indices, kept_states)
+  return tf.stack([batch_index, kept], axis=-1)
+
+
+def _merge(full: tf.Tensor, kept_states: tf.Tensor,
+           scatter_indices: tf.Tensor) -> tf.Tensor:
+  """Writes `kept_states` `[B, K, H]` into `full` `[B, L, H]` at the kept
+  positions (`_scatter_indices` of them)."""
+  return tf.tensor_scatter_nd_update(full, scatter_indices, kept_states)

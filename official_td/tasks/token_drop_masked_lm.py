@@ -201,6 +201,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
       model_inputs[token_drop_encoder.IMPORTANCE_KEY] = (
           model.importance_recorder(inputs['input_word_ids']))
     has_grad = []  # which trainable variables get a gradient, set in tracing
+    by_name = {m.name: m for m in metrics}
     sctd = self.task_config.sctd
     if sctd.enabled:
       is_sctd_step = tf.equal(
@@ -211,7 +212,6 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
                                          True),
           lambda: self._forward_backward(model, model_inputs, has_grad,
                                          False))
-      by_name = {m.name: m for m in metrics}
       by_name[CONSISTENCY_LOSS].update_state(
           step['consistency_loss'],
           sample_weight=tf.cast(is_sctd_step, tf.float32))
@@ -227,8 +227,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
       model.importance_recorder.update(inputs['masked_lm_ids'],
                                        outputs['mlm_losses'],
                                        inputs['masked_lm_weights'])
-    {m.name: m for m in metrics}['lm_example_loss'].update_state(
-        step['mlm_loss'])
+    by_name['lm_example_loss'].update_state(step['mlm_loss'])
     self.process_metrics(metrics, inputs, outputs)
     return {self.loss: step['loss']}
 
