@@ -67,11 +67,12 @@ def _optimizer(train_steps: int) -> optimization.OptimizationConfig:
   })
 
 
-def _experiment(strategy: str) -> cfg.ExperimentConfig:
+def _experiment(strategy: str, sctd: bool = False) -> cfg.ExperimentConfig:
   train_steps = 1500
   return cfg.ExperimentConfig(
       task=token_drop_masked_lm.TokenDropMaskedLMConfig(
           strategy=strategy,
+          sctd=token_drop_config.SctdConfig(enabled=sctd),
           token_drop=token_drop_config.TokenDropConfig(
               vocab_file=DEFAULT_VOCAB, frequency_file=DEFAULT_FREQUENCIES),
           model=bert.PretrainerConfig(
@@ -125,17 +126,13 @@ def token_drop_sctd(enabled: bool = False) -> bool:
 @exp_factory.register_config_factory('bert/token_drop')
 def bert_token_drop() -> cfg.ExperimentConfig:
   """Token dropping (Hou et al. 2022); cumulative-loss importance by default."""
-  config = _experiment(token_drop_strategy())
-  config.task.sctd.enabled = token_drop_sctd()
-  return config
+  return _experiment(token_drop_strategy(), sctd=token_drop_sctd())
 
 
 @exp_factory.register_config_factory('bert/token_drop_sctd')
 def bert_token_drop_sctd() -> cfg.ExperimentConfig:
   """Semantic-consistent token dropping (ScTD, Zhong et al. 2023)."""
-  config = _experiment(token_drop_strategy())
-  config.task.sctd.enabled = True
-  return config
+  return _experiment(token_drop_strategy(), sctd=True)
 
 
 @exp_factory.register_config_factory('bert/token_drop_baseline')
