@@ -3,6 +3,7 @@
 from absl.testing import parameterized
 import tensorflow as tf
 
+from official_td.benchmarks import bench_configs
 from official_td.benchmarks import flops
 from official_td.benchmarks import step_time
 
@@ -42,13 +43,18 @@ class FlopsTest(tf.test.TestCase, parameterized.TestCase):
                             ('L6_H512', 6, 512, 8, 2048),
                             ('L2_H64_A1_I100', 2, 64, 1, 100))
   def test_model_sizes(self, name, layers, hidden, heads, inner):
-    self.assertEqual(step_time.model_size(name), dict(
+    self.assertEqual(bench_configs.model_size(name), dict(
         num_layers=layers, hidden_size=hidden, num_attention_heads=heads,
         intermediate_size=inner))
 
 
-if __name__ == '__main__':
-  tf.test.main()
+
+class PairedRatioTest(tf.test.TestCase):
+
+  def test_quartiles_of_round_ratios(self):
+    # Round ratios 1, 2, 3, 4 whatever the drift of the absolute times.
+    low, mid, high = step_time.paired_ratio([2, 8, 18, 32], [2, 4, 6, 8])
+    self.assertAllClose([low, mid, high], [1.25, 2.5, 3.75])
 
 
 class StepTimeBenchmarkSmokeTest(tf.test.TestCase):
@@ -62,7 +68,7 @@ class StepTimeBenchmarkSmokeTest(tf.test.TestCase):
     options = collections.namedtuple('Options', [
         'data_dir', 'batch_size', 'sctd_every', 'variants', 'num_batches',
         'jit_compile', 'warmup', 'steps'])(
-            real_data.tfrecord_dir(), 4, 2, list(step_time._VARIANTS), 2,  # pylint: disable=protected-access
+            real_data.tfrecord_dir(), 4, 2, list(bench_configs.VARIANTS), 2,
             False, 1, 4)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -73,5 +79,10 @@ class StepTimeBenchmarkSmokeTest(tf.test.TestCase):
     table = printed.getvalue()
     for name in options.variants:
       self.assertRegex(table, rf'\| {name} \| [\d.]+ \| [\d,]+ \|')
+    self.assertRegex(table, r'\| dynamic \|.*\| [\d.]+ \[[\d.]+, [\d.]+\] \|')
     self.assertIn('ScTD:', table)
     self.assertIn('theoretical', table)
+
+
+if __name__ == '__main__':
+  tf.test.main()

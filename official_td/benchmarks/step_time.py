@@ -16,13 +16,10 @@ This is a benchmark that prints figures, not a test: it asserts nothing.
 """
 
 import dataclasses
-import json
-import os
-import re
 import resource
 import statistics
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import official_td  # sets TF_USE_LEGACY_KERAS before TensorFlow loads
@@ -33,56 +30,9 @@ import tensorflow as tf
 from official.core import task_factory
 from official.core import train_utils
 from official.nlp.data import pretrain_dataloader
+from official_td.benchmarks import bench_configs
 from official_td.benchmarks import flops
 from official_td.configs import experiments
-
-_PRESETS = {
-    'L12_H256': dict(num_layers=12, hidden_size=256, num_attention_heads=4,
-                     intermediate_size=1024),
-    'bert_base': dict(num_layers=12, hidden_size=768, num_attention_heads=12,
-                      intermediate_size=3072),
-    'L4_H128': dict(num_layers=4, hidden_size=128, num_attention_heads=2,
-                    intermediate_size=512),
-}
-_VARIANTS = ('baseline', 'dynamic', 'static', 'random', 'sctd')
-
-
-def model_size(name: str) -> Dict[str, int]:
-  """A preset name or `L{layers}_H{hidden}[_A{heads}][_I{inner}]`."""
-  if name in _PRESETS:
-    return dict(_PRESETS[name])
-  match = re.fullmatch(r'L(\d+)_H(\d+)(?:_A(\d+))?(?:_I(\d+))?', name)
-  if not match:
-    raise ValueError(f'Unknown model {name!r}: use {sorted(_PRESETS)} or '
-                     'L{layers}_H{hidden}[_A{heads}][_I{inner}].')
-  layers, hidden, heads, inner = match.groups()
-  return dict(num_layers=int(layers), hidden_size=int(hidden),
-              num_attention_heads=int(heads or max(1, int(hidden) // 64)),
-              intermediate_size=int(inner or 4 * int(hidden)))
-
-
-def experiment(variant: str, size: Dict[str, int], data_dir: str,
-               batch_size: int, sctd_every: int):
-  """The experiment config of one variant at one model size."""
-  strategy = {'baseline': 'none', 'sctd': 'dynamic'}.get(variant, variant)
-  config = experiments.bert_token_drop()
-  config.task.strategy = strategy
-  config.task.sctd.enabled = variant == 'sctd'
-  config.task.sctd.every_n_steps = sctd_every
-  config.task.model.encoder.bert.override(size)
-  config.task.token_drop.frequency_file = os.path.join(
-      data_dir, 'token_frequencies.json')
-  with open(os.path.join(data_dir, 'metadata.json')) as f:
-    metadata = json.load(f)  # written by data_prep.create_pretraining_data
-  config.task.model.encoder.bert.max_position_embeddings = max(
-      metadata['seq_length'], 128)
-  for data in (config.task.train_data, config.task.validation_data):
-    data.input_path = os.path.join(data_dir, 'train-*.tfrecord')
-    data.global_batch_size = batch_size
-    data.seq_length = metadata['seq_length']
-    data.max_predictions_per_seq = metadata['max_predictions_per_seq']
-  return config
-
 
 @dataclasses.dataclass
 class Variant:
@@ -110,9 +60,10 @@ def real_batches(config, count: int) -> List[Dict[str, tf.Tensor]]:
 
 def run_model(name: str, flags_) -> List[Variant]:
   """Benchmarks all variants at one model size and prints the table."""
-  size = model_size(name)
-  configs = {v: experiment(v, size, flags_.data_dir, flags_.batch_size,
-                           flags_.sctd_every) for v in flags_.variants}
+  size = bench_configs.model_size(name)
+  configs = {v: bench_configs.experiment(v, size, flags_.data_dir,
+                                         flags_.batch_size, flags_.sctd_every)
+             for v in flags_.variants}
   batches = real_batches(next(iter(configs.values())), flags_.num_batches)
   variants = [build_variant(v, c, flags_.jit_compile)
               for v, c in configs.items()]
@@ -127,6 +78,25 @@ def run_model(name: str, flags_) -> List[Variant]:
       variant.times_ms.append(1000 * (time.perf_counter() - start))
   print_table(name, size, variants, configs, flags_)
   return variants
+
+
+def paired_ratio(times_ms: List[float],
+                 baseline_ms: List[float]) -> Tuple[float, float, float]:
+  """Quartiles of the round-by-round ratios `times_ms[i] / baseline_ms[i]`.
+
+  Each round times every variant once on the same batch, close together,
+  so pairing cancels the machine's slow drifts that the medians keep.
+
+  Args:
+    times_ms, baseline_ms: step times (ms) of one round each, same length
+      (at least 2).
+
+  Returns:
+    (first quartile, median, third quartile).
+  """
+  ratios = [t / b for t, b in zip(times_ms, baseline_ms)]
+  low, mid, high = statistics.quantiles(ratios, n=4)
+  return low, mid, high
 
 
 def print_table(name, size, variants, configs, flags_) -> None:
@@ -147,15 +117,20 @@ def print_table(name, size, variants, configs, flags_) -> None:
         f'{flags_.batch_size}, {flags_.steps} timed steps after '
         f'{flags_.warmup} warm-up, jit_compile={flags_.jit_compile}')
   print('| variant | median ms/step | tokens/s | ratio to baseline | '
-        'theoretical ratio |')
-  print('|---|---|---|---|---|')
+        'paired ratio, median [quartiles] | theoretical ratio |')
+  print('|---|---|---|---|---|---|')
+  baseline = next((v for v in variants if v.name == 'baseline'), None)
   for variant in variants:
     median = medians[variant.name]
     tokens = flags_.batch_size * seq_length / (median / 1000)
     ratio = f'{median / base:.3f}' if base else '-'
+    paired = '-'
+    if baseline and len(variant.times_ms) >= 2:
+      low, mid, high = paired_ratio(variant.times_ms, baseline.times_ms)
+      paired = f'{mid:.3f} [{low:.3f}, {high:.3f}]'
     expected = ('1.000' if variant.name == 'baseline' else f'{theory:.3f}')
     print(f'| {variant.name} | {median:.1f} | {tokens:,.0f} | {ratio} | '
-          f'{expected} |')
+          f'{paired} | {expected} |')
   if base and 'dynamic' in medians:
     saving = 1 - medians['dynamic'] / base
     print(f'\nmeasured saving {saving:.1%} of step time; theoretical '
@@ -181,8 +156,8 @@ def main(_):
 
 if __name__ == '__main__':
   flags.DEFINE_list('models', ['L12_H256'], 'Model sizes: presets '
-                    f'{sorted(_PRESETS)} or L{{layers}}_H{{hidden}}.')
-  flags.DEFINE_list('variants', list(_VARIANTS), 'Variants to time.')
+                    f'{sorted(bench_configs.PRESETS)} or L{{layers}}_H{{hidden}}.')
+  flags.DEFINE_list('variants', list(bench_configs.VARIANTS), 'Variants to time.')
   flags.DEFINE_string('data_dir', experiments.DEFAULT_DATA_DIR,
                       'Pretraining TFRecords (seq_length 128) and their '
                       'token_frequencies.json.')
