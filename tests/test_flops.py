@@ -26,9 +26,12 @@ class FlopsTest(tf.test.TestCase, parameterized.TestCase):
                             flops.layer_flops(4, 8, 2, 3),
                             flops.layer_flops(4, 4, 2, 3))
     mlm = 2 * 4 + 2 * 2 * 10
+    embeddings = 9 * 2 * 8  # 9 H per token, all 8 tokens
     step = flops.training_step_flops(size, batch_size=5, keep_ratio=0.5)
     self.assertEqual(step['encoder'], 3 * 5 * (2 * full + boundary + kept))
-    self.assertEqual(step['total'], 3 * 5 * (2 * full + boundary + kept + mlm))
+    self.assertEqual(step['embeddings'], 3 * 5 * embeddings)
+    self.assertEqual(step['total'],
+                     3 * 5 * (2 * full + boundary + kept + mlm + embeddings))
 
   def test_keep_all_costs_as_much_as_the_baseline(self):
     self.assertAlmostEqual(flops.theoretical_ratio(_L12_H256, 1.0), 1.0)

@@ -17,12 +17,14 @@ class StepBudgetTest(tf.test.TestCase):
     config = bench_configs.experiment(
         'dynamic', bench_configs.model_size('L2_H32'),
         real_data.tfrecord_dir(), batch_size=4)
-    config = time_to_quality.with_step_budget(config, 250)
+    config = time_to_quality.with_step_budget(config, 250, learning_rate=5e-4)
     optimizer = config.trainer.optimizer_config
     self.assertEqual(config.trainer.train_steps, 250)
     self.assertEqual(optimizer.learning_rate.polynomial.decay_steps, 250)
     self.assertEqual(optimizer.warmup.polynomial.warmup_steps, 25)
     self.assertEqual(config.trainer.steps_per_loop, 100)
+    self.assertEqual(optimizer.learning_rate.polynomial.initial_learning_rate,
+                     5e-4)
 
 
 class TimeToQualityTest(tf.test.TestCase):

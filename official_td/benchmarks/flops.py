@@ -11,15 +11,23 @@ layer costs
   feed-forward 4 n_q H I
 With token dropping (Hou et al. 2022) the boundary layer has n_q = K,
 n_kv = L, the kept-only layers n_q = n_kv = K, the others L. The MLM head
-costs 2 H^2 + 2 H V per prediction (transform and tied output layer).
-Embedding look-ups, layer norms, softmaxes, the importance update and the
-optimizer are left out: they are memory-bound and small at these sizes.
+costs 2 H^2 + 2 H V per prediction (transform and tied output layer). The
+embeddings cost 9 H per token, all tokens in both cases: summing the word,
+position and type embeddings (2 H) and their layer norm (7 H); the look-ups
+themselves are memory reads, not FLOPs.
+Layer norms and softmaxes inside the layers, the importance update and the
+optimizer are left out: they are memory-bound and small in FLOPs (the
+optimizer's ~12 FLOPs per parameter are 0.05% of a step at L12_H256), though
+not in time; `RESULTS.md` measures what they cost.
 """
 
 import dataclasses
 from typing import Dict, Optional
 
 from official_td.modeling import token_drop_encoder
+
+
+_EMBEDDING_FLOPS_PER_TOKEN_PER_HIDDEN = 9  # sum of 3 embeddings + layer norm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +57,8 @@ def training_step_flops(size: ModelSize, batch_size: int,
   """Training-step FLOPs by part; `keep_ratio=None` is the baseline.
 
   Returns:
-    {'encoder': ..., 'mlm_head': ..., 'total': ...} for the whole batch.
+    {'embeddings': ..., 'encoder': ..., 'mlm_head': ..., 'total': ...} for
+    the whole batch.
   """
   length = size.seq_length
   layers = [(length, length)] * size.num_layers
@@ -64,7 +73,9 @@ def training_step_flops(size: ModelSize, batch_size: int,
                 for q, k in layers)
   mlm_head = size.max_predictions_per_seq * (
       2 * size.hidden_size ** 2 + 2 * size.hidden_size * size.vocab_size)
-  forward = {'encoder': encoder, 'mlm_head': mlm_head}
+  embeddings = _EMBEDDING_FLOPS_PER_TOKEN_PER_HIDDEN * length * size.hidden_size
+  forward = {'embeddings': embeddings, 'encoder': encoder,
+             'mlm_head': mlm_head}
   step = {k: 3 * v * batch_size for k, v in forward.items()}
   step['total'] = sum(step.values())
   return step

@@ -26,7 +26,7 @@ import json
 import os
 import statistics
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import official_td  # sets TF_USE_LEGACY_KERAS before TensorFlow loads
@@ -65,8 +65,12 @@ def calibrate(config, num_steps: int, warmup: int = 3) -> float:
   return statistics.median(variant.times_ms) / 1000
 
 
-def with_step_budget(config, train_steps: int):
-  """`config` with its trainer and learning-rate schedule on `train_steps`."""
+def with_step_budget(config, train_steps: int,
+                     learning_rate: Optional[float] = None):
+  """`config` with its trainer and learning-rate schedule on `train_steps`.
+
+  The peak learning rate is `learning_rate` if given, else the config's.
+  """
   config = config.replace(trainer=config.trainer.replace(
       train_steps=train_steps, steps_per_loop=max(1, min(100, train_steps)),
       summary_interval=max(1, min(100, train_steps)),
@@ -75,6 +79,8 @@ def with_step_budget(config, train_steps: int):
   optimizer.learning_rate.polynomial.decay_steps = train_steps
   optimizer.warmup.polynomial.warmup_steps = max(
       1, int(_WARMUP_SHARE * train_steps))
+  if learning_rate is not None:
+    optimizer.learning_rate.polynomial.initial_learning_rate = learning_rate
   return config
 
 
@@ -148,7 +154,8 @@ def plot(curves: Dict[str, List[CurvePoint]], output_dir: str,
 
 def run(variants: Sequence[str], model: str, data_dir: str, output_dir: str,
         batch_size: int, budget_seconds: float, num_evals: int,
-        eval_batches: int, calibration_steps: int
+        eval_batches: int, calibration_steps: int,
+        learning_rate: Optional[float] = None
         ) -> Dict[str, List[CurvePoint]]:
   """The whole experiment; returns each variant's curve."""
   size = bench_configs.model_size(model)
@@ -160,11 +167,12 @@ def run(variants: Sequence[str], model: str, data_dir: str, output_dir: str,
     print(f'{variant}: {seconds_per_step * 1000:.0f} ms/step calibrated, '
           f'{budgets[variant]} steps in {budget_seconds:.0f} s', flush=True)
     curves[variant] = train_on_budget(
-        with_step_budget(config, budgets[variant]),
+        with_step_budget(config, budgets[variant], learning_rate),
         os.path.join(output_dir, variant), budget_seconds, num_evals,
         eval_batches)
   with open(os.path.join(output_dir, 'curves.json'), 'w') as f:
     json.dump({'model': model, 'model_size': size, 'batch_size': batch_size,
+               'learning_rate': learning_rate,
                'budget_seconds': budget_seconds, 'step_budgets': budgets,
                'curves': {v: [dataclasses.asdict(p) for p in c]
                           for v, c in curves.items()}}, f, indent=1)
@@ -188,7 +196,7 @@ def main(_):
   os.makedirs(flags_.output_dir, exist_ok=True)
   run(flags_.variants, flags_.model, flags_.data_dir, flags_.output_dir,
       flags_.batch_size, 60 * flags_.budget_minutes, flags_.num_evals,
-      flags_.eval_batches, flags_.calibration_steps)
+      flags_.eval_batches, flags_.calibration_steps, flags_.learning_rate)
 
 
 if __name__ == '__main__':
@@ -205,4 +213,6 @@ if __name__ == '__main__':
   flags.DEFINE_integer('num_evals', 8, 'Validation points per variant.')
   flags.DEFINE_integer('eval_batches', 40, 'Validation batches per point.')
   flags.DEFINE_integer('calibration_steps', 10, 'Timed calibration steps.')
+  flags.DEFINE_float('learning_rate', None, 'Peak learning rate; default: '
+                     "the experiment's (1e-3, for the 4-layer default).")
   app.run(main)
