@@ -70,15 +70,15 @@ class StepTimeBenchmarkSmokeTest(tf.test.TestCase):
     from tests import real_data  # pylint: disable=g-import-not-at-top
     options = collections.namedtuple('Options', [
         'data_dir', 'batch_size', 'sctd_every', 'variants', 'num_batches',
-        'jit_compile', 'warmup', 'steps'])(
+        'jit_compile', 'warmup', 'steps', 'block'])(
             real_data.tfrecord_dir(), 4, 2, list(bench_configs.VARIANTS), 2,
-            False, 1, 4)
+            False, 1, 5, 2)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
       variants = step_time.run_model('L2_H32_A2_I64', options)
     self.assertEqual([v.name for v in variants], list(options.variants))
     for variant in variants:
-      self.assertLen(variant.times_ms, 4)
+      self.assertLen(variant.times_ms, 5)  # 3 rounds of 2, 2 and 1
     table = printed.getvalue()
     for name in options.variants:
       self.assertRegex(table, rf'\| {name} \| [\d.]+ \| [\d,]+ \|')

@@ -6,7 +6,8 @@ r"""Step-time benchmark: the baseline and each dropping strategy, interleaved.
 For each model size, builds the baseline and every variant (dynamic, static,
 random, and dynamic with ScTD) in this one process, feeds all of them the
 same real batches, warms each up, then times their steps interleaved (the
-order rotates every round, so drifts of the machine hit all alike). Prints
+order rotates every round, so drifts of the machine hit all alike; within a
+round each runs `--block` consecutive steps, as a training run would). Prints
 median ms/step, tokens/s, the measured step-time ratio to the baseline, the
 theoretical ratio from the FLOP model (`flops.py`), and the process's peak
 resident memory. For ScTD it prints the cost of one period of F steps
@@ -58,6 +59,25 @@ def real_batches(config, count: int) -> List[Dict[str, tf.Tensor]]:
   return list(dataset.take(count))
 
 
+def time_interleaved(variants: List[Variant], batches, steps: int,
+                     block: int) -> None:
+  """Times `steps` steps of each variant, in rounds of `block` steps each.
+
+  Within a round every variant runs `block` consecutive steps (as in
+  training, where one model runs step after step, so its weights and
+  optimizer slots stay warm in the caches); the variants' order rotates
+  from round to round. Appends the step times to `variant.times_ms`.
+  """
+  for round_index in range(-(-steps // block)):
+    shift = round_index % len(variants)
+    for variant in variants[shift:] + variants[:shift]:
+      first = round_index * block
+      for i in range(first, min(steps, first + block)):
+        start = time.perf_counter()
+        float(variant.step(batches[i % len(batches)]))  # waits for the step
+        variant.times_ms.append(1000 * (time.perf_counter() - start))
+
+
 def run_model(name: str, flags_) -> List[Variant]:
   """Benchmarks all variants at one model size and prints the table."""
   size = bench_configs.model_size(name)
@@ -70,12 +90,7 @@ def run_model(name: str, flags_) -> List[Variant]:
   for variant in variants:
     for i in range(flags_.warmup):
       float(variant.step(batches[i % len(batches)]))
-  for i in range(flags_.steps):
-    shift = i % len(variants)
-    for variant in variants[shift:] + variants[:shift]:
-      start = time.perf_counter()
-      float(variant.step(batches[i % len(batches)]))  # waits for the step
-      variant.times_ms.append(1000 * (time.perf_counter() - start))
+  time_interleaved(variants, batches, flags_.steps, flags_.block)
   print_table(name, size, variants, configs, flags_)
   return variants
 
@@ -163,6 +178,8 @@ if __name__ == '__main__':
                       'token_frequencies.json.')
   flags.DEFINE_integer('batch_size', 32, 'Global batch size.')
   flags.DEFINE_integer('steps', 30, 'Timed steps per variant.')
+  flags.DEFINE_integer('block', 5, 'Consecutive steps of one variant per '
+                       'round (1: strict step-by-step interleaving).')
   flags.DEFINE_integer('warmup', 3, 'Untimed steps per variant first.')
   flags.DEFINE_integer('num_batches', 8, 'Distinct real batches cycled.')
   flags.DEFINE_integer('sctd_every', 10, 'ScTD period F.')
