@@ -15,13 +15,15 @@ For each variant in turn (each alone on the machine):
      (evaluation never drops tokens), on `--eval_batches` batches;
   4. a checkpoint and `params.yaml` in OUTPUT_DIR/VARIANT, ready for
      `official_td.finetune_suite --model_dir=OUTPUT_DIR/VARIANT`.
-Writes OUTPUT_DIR/curves.json and two plots: validation MLM loss against
-training wall-clock time and against steps (PNG).
+Writes OUTPUT_DIR/VARIANT/curve.json after each variant, then merges every
+variant's curve into OUTPUT_DIR/curves.json and two plots: validation MLM
+loss against training wall-clock time and against steps (PNG).
 
 A benchmark that prints figures, not a test: it asserts nothing.
 """
 
 import dataclasses
+import glob
 import json
 import os
 import statistics
@@ -136,7 +138,7 @@ def plot(curves: Dict[str, List[CurvePoint]], output_dir: str,
                                  ('step', 'training steps', 1)):
     figure, axes = pyplot.subplots(figsize=(6, 4), dpi=120)
     for variant, points in curves.items():
-      points = points[1:]  # step 0 is off the scale of the rest
+      points = [p for p in points if p.step]  # step 0 is off the scale
       axes.plot([getattr(p, x_name) / scale for p in points],
                 [p.val_mlm_loss for p in points], marker='o', label=variant)
     axes.set_xlabel(x_label)
@@ -157,27 +159,49 @@ def run(variants: Sequence[str], model: str, data_dir: str, output_dir: str,
         eval_batches: int, calibration_steps: int,
         learning_rate: Optional[float] = None
         ) -> Dict[str, List[CurvePoint]]:
-  """The whole experiment; returns each variant's curve."""
+  """The whole experiment; returns the curves of every variant in output_dir.
+
+  Each variant's curve is saved in OUTPUT_DIR/VARIANT/curve.json as soon as
+  it is done, so variants can be run (or re-run) one at a time; the summary,
+  curves.json and the plots cover every variant found there.
+  """
   size = bench_configs.model_size(model)
-  curves, budgets = {}, {}
   for variant in variants:
     config = bench_configs.experiment(variant, size, data_dir, batch_size)
     seconds_per_step = calibrate(config, calibration_steps)
-    budgets[variant] = max(1, int(budget_seconds / seconds_per_step))
+    step_budget = max(1, int(budget_seconds / seconds_per_step))
     print(f'{variant}: {seconds_per_step * 1000:.0f} ms/step calibrated, '
-          f'{budgets[variant]} steps in {budget_seconds:.0f} s', flush=True)
-    curves[variant] = train_on_budget(
-        with_step_budget(config, budgets[variant], learning_rate),
-        os.path.join(output_dir, variant), budget_seconds, num_evals,
-        eval_batches)
+          f'{step_budget} steps in {budget_seconds:.0f} s', flush=True)
+    model_dir = os.path.join(output_dir, variant)
+    curve = train_on_budget(
+        with_step_budget(config, step_budget, learning_rate), model_dir,
+        budget_seconds, num_evals, eval_batches)
+    with open(os.path.join(model_dir, 'curve.json'), 'w') as f:
+      json.dump({'model': model, 'model_size': size,
+                 'batch_size': batch_size, 'learning_rate': learning_rate,
+                 'budget_seconds': budget_seconds,
+                 'calibrated_ms_per_step': 1000 * seconds_per_step,
+                 'step_budget': step_budget,
+                 'curve': [dataclasses.asdict(p) for p in curve]}, f,
+                indent=1)
+  return summarize(output_dir)
+
+
+def summarize(output_dir: str) -> Dict[str, List[CurvePoint]]:
+  """Merges OUTPUT_DIR/*/curve.json into curves.json, plots and a table."""
+  runs = {}
+  for path in sorted(glob.glob(os.path.join(output_dir, '*', 'curve.json'))):
+    with open(path) as f:
+      runs[os.path.basename(os.path.dirname(path))] = json.load(f)
+  if not runs:
+    raise FileNotFoundError(f'No */curve.json under {output_dir}.')
+  order = [v for v in bench_configs.VARIANTS if v in runs]
+  curves = {v: [CurvePoint(**p) for p in runs[v]['curve']] for v in order}
   with open(os.path.join(output_dir, 'curves.json'), 'w') as f:
-    json.dump({'model': model, 'model_size': size, 'batch_size': batch_size,
-               'learning_rate': learning_rate,
-               'budget_seconds': budget_seconds, 'step_budgets': budgets,
-               'curves': {v: [dataclasses.asdict(p) for p in c]
-                          for v, c in curves.items()}}, f, indent=1)
-  plot(curves, output_dir, f'{model}, batch {batch_size}, '
-       f'{budget_seconds / 60:.0f} min of training each')
+    json.dump({v: runs[v] for v in order}, f, indent=1)
+  first = runs[order[0]]
+  plot(curves, output_dir, f"{first['model']}, batch {first['batch_size']}, "
+       f"{first['budget_seconds'] / 60:.0f} min of training each")
   print_table(curves)
   return curves
 

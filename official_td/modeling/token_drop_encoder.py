@@ -27,6 +27,7 @@ from official_td.modeling import token_importance
 
 IMPORTANCE_KEY = 'token_importance'
 KEPT_POSITIONS_KEY = 'kept_positions'
+_KEPT_TOKENS_SCOPE = 'kept_tokens'  # selection, gathers and merges
 
 
 def resolve_layer_split(num_layers: int, drop_start_layer: int = -1,
@@ -141,7 +142,8 @@ class TokenDropEncoder(networks.BertEncoderV2):
       raise ValueError('Token dropping needs a static sequence length; batch '
                        'the input with fixed-length sequences.')
     num_kept = num_kept_tokens(seq_length, self._keep_ratio)
-    kept = token_importance.select_kept_positions(importance, num_kept)
+    with tf.name_scope(_KEPT_TOKENS_SCOPE):  # named for profiles
+      kept = token_importance.select_kept_positions(importance, num_kept)
 
     embeddings = self._embed(inputs)
     attention_mask = self._attention_mask_layer(embeddings,
@@ -155,11 +157,15 @@ class TokenDropEncoder(networks.BertEncoderV2):
 
     # Kept tokens query all tokens at the boundary, then only each other.
     skipped = x
-    cross_mask = tf.gather(attention_mask, kept, batch_dims=1)  # [B, K, L]
-    kept_mask = tf.gather(cross_mask, kept, axis=2, batch_dims=1)  # [B, K, K]
-    kept_x = layers[self._drop_start](
-        [tf.gather(skipped, kept, batch_dims=1), skipped, cross_mask])
-    scatter_indices = _scatter_indices(kept)  # once for all middle layers
+    with tf.name_scope(_KEPT_TOKENS_SCOPE):
+      cross_mask = tf.gather(attention_mask, kept, batch_dims=1)  # [B, K, L]
+      kept_mask = tf.gather(cross_mask, kept, axis=2,
+                            batch_dims=1)  # [B, K, K]
+      kept_queries = tf.gather(skipped, kept, batch_dims=1)
+      scatter_indices = _scatter_indices(kept)  # once for all middle layers
+    kept_x = layers[self._drop_start]([kept_queries, skipped, cross_mask])
+    # Only the last merge feeds the next layer; the others exist for
+    # `encoder_outputs` and are pruned from the graph when nothing reads them.
     encoder_outputs.append(_merge(skipped, kept_x, scatter_indices))
     for layer in layers[self._drop_start + 1:self._drop_end + 1]:
       kept_x = layer([kept_x, kept_mask])
@@ -214,4 +220,5 @@ def _merge(full: tf.Tensor, kept_states: tf.Tensor,
            scatter_indices: tf.Tensor) -> tf.Tensor:
   """Writes `kept_states` `[B, K, H]` into `full` `[B, L, H]` at the kept
   positions (`_scatter_indices` of them)."""
-  return tf.tensor_scatter_nd_update(full, scatter_indices, kept_states)
+  with tf.name_scope(_KEPT_TOKENS_SCOPE):
+    return tf.tensor_scatter_nd_update(full, scatter_indices, kept_states)

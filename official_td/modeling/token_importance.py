@@ -153,6 +153,10 @@ class TokenImportanceRecorder(tf_keras.layers.Layer):
     """
     if self._strategy != 'dynamic':
       return tf.identity(self.importance)
+    with tf.name_scope(f'{self.name}_update'):  # named for profiles
+      return self._update(masked_lm_ids, mlm_losses, masked_lm_weights)
+
+  def _update(self, masked_lm_ids, mlm_losses, masked_lm_weights):
     ids = tf.reshape(tf.cast(masked_lm_ids, tf.int32), [-1])
     weights = tf.reshape(tf.cast(masked_lm_weights, tf.float32), [-1])
     losses = tf.reshape(tf.stop_gradient(tf.cast(mlm_losses, tf.float32)),
