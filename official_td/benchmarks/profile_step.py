@@ -82,8 +82,7 @@ def profile(variant: str, model: str, data_dir: str, batch_size: int,
       variant, bench_configs.model_size(model), data_dir, batch_size)
   batches = step_time.real_batches(config, 4)
   built = step_time.build_variant(variant, config, jit_compile=False)
-  for i in range(3):
-    float(built.step(batches[i % len(batches)]))
+  step_time.warm_up(built, batches, 3)
   logdir = tempfile.mkdtemp(prefix=f'profile_{variant}_')
   tf.profiler.experimental.start(logdir)
   for i in range(num_steps):

@@ -59,6 +59,12 @@ def real_batches(config, count: int) -> List[Dict[str, tf.Tensor]]:
   return list(dataset.take(count))
 
 
+def warm_up(variant: Variant, batches, steps: int) -> None:
+  """Runs `steps` untimed steps (tracing, allocator and cache warm-up)."""
+  for i in range(steps):
+    float(variant.step(batches[i % len(batches)]))
+
+
 def time_interleaved(variants: List[Variant], batches, steps: int,
                      block: int) -> None:
   """Times `steps` steps of each variant, in rounds of `block` steps each.
@@ -88,8 +94,7 @@ def run_model(name: str, flags_) -> List[Variant]:
   variants = [build_variant(v, c, flags_.jit_compile)
               for v, c in configs.items()]
   for variant in variants:
-    for i in range(flags_.warmup):
-      float(variant.step(batches[i % len(batches)]))
+    warm_up(variant, batches, flags_.warmup)
   time_interleaved(variants, batches, flags_.steps, flags_.block)
   print_table(name, size, variants, configs, flags_)
   return variants
@@ -171,8 +176,10 @@ def main(_):
 
 if __name__ == '__main__':
   flags.DEFINE_list('models', ['L12_H256'], 'Model sizes: presets '
-                    f'{sorted(bench_configs.PRESETS)} or L{{layers}}_H{{hidden}}.')
-  flags.DEFINE_list('variants', list(bench_configs.VARIANTS), 'Variants to time.')
+                    f'{sorted(bench_configs.PRESETS)} or '
+                    'L{layers}_H{hidden}.')
+  flags.DEFINE_list('variants', list(bench_configs.VARIANTS),
+                    'Variants to time.')
   flags.DEFINE_string('data_dir', experiments.DEFAULT_DATA_DIR,
                       'Pretraining TFRecords (seq_length 128) and their '
                       'token_frequencies.json.')

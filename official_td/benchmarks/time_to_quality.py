@@ -58,12 +58,8 @@ def calibrate(config, num_steps: int, warmup: int = 3) -> float:
   """Median seconds per training step of a throw-away copy of the model."""
   variant = step_time.build_variant('calibration', config, jit_compile=False)
   batches = step_time.real_batches(config, 4)
-  for i in range(warmup):
-    float(variant.step(batches[i % len(batches)]))
-  for i in range(num_steps):
-    start = time.perf_counter()
-    float(variant.step(batches[i % len(batches)]))
-    variant.times_ms.append(1000 * (time.perf_counter() - start))
+  step_time.warm_up(variant, batches, warmup)
+  step_time.time_interleaved([variant], batches, num_steps, block=num_steps)
   return statistics.median(variant.times_ms) / 1000
 
 
@@ -227,7 +223,8 @@ if __name__ == '__main__':
   flags.DEFINE_list('variants', ['baseline', 'dynamic'],
                     f'Variants, in order; from {bench_configs.VARIANTS}.')
   flags.DEFINE_string('model', 'L12_H256', 'Model size: a preset '
-                      f'{sorted(bench_configs.PRESETS)} or L{{layers}}_H{{hidden}}.')
+                      f'{sorted(bench_configs.PRESETS)} or '
+                      'L{layers}_H{hidden}.')
   flags.DEFINE_string('data_dir', 'data/large', 'Pretraining TFRecords and '
                       'metadata.json from data_prep.create_pretraining_data.')
   flags.DEFINE_string('output_dir', 'runs/time_to_quality', 'Where the '
