@@ -71,10 +71,13 @@ class TokenDropTaskTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_kept_share_of_targets(self):
     kept = tf.constant([[0, 2, 4], [1, 2, 3]])
-    positions = tf.constant([[2, 3, 0], [1, 5, 0]])
+    positions = tf.constant([[2, 3, 0], [1, 5, 2]])  # slot 3: padding
     weights = tf.constant([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
-    share = drop_metrics.kept_share_of_targets(kept, positions, weights)
-    self.assertAllClose(share, 0.5)  # 2 -> kept, 3 -> not, 1 -> kept, 5 -> not
+    share = drop_metrics.kept_share_of_targets(
+        drop_metrics.kept_mask(kept, seq_length=6), positions, weights)
+    # 2 -> kept, 3 -> not, 1 -> kept, 5 -> not; the padded slots (both kept)
+    # count for nothing.
+    self.assertAllClose(share, 0.5)
 
 
 if __name__ == '__main__':

@@ -65,12 +65,16 @@ def kept_mask(kept_positions: tf.Tensor, seq_length: int) -> tf.Tensor:
                  dtype=tf.bool), axis=1)
 
 
-def kept_share_of_targets(kept_positions: tf.Tensor,
-                          masked_lm_positions: tf.Tensor,
+def kept_share_of_targets(kept: tf.Tensor, masked_lm_positions: tf.Tensor,
                           masked_lm_weights: tf.Tensor) -> tf.Tensor:
-  """Weighted share of MLM targets among the kept positions (scalar)."""
-  hits = tf.reduce_any(
-      masked_lm_positions[:, :, None] == kept_positions[:, None, :], axis=-1)
+  """Weighted share of MLM targets at kept positions (scalar float32).
+
+  Args:
+    kept: `[batch, seq_len]` bool, from `kept_mask`.
+    masked_lm_positions: `[batch, num_predictions]` int32.
+    masked_lm_weights: `[batch, num_predictions]` float32; padded slots are 0.
+  """
+  hits = tf.gather(kept, masked_lm_positions, batch_dims=1)
   return tf.math.divide_no_nan(
       tf.reduce_sum(tf.cast(hits, tf.float32) * masked_lm_weights),
       tf.reduce_sum(masked_lm_weights))
@@ -89,12 +93,12 @@ def update(metrics: Dict[str, tf_keras.metrics.Metric],
     kept_positions: `[batch, K]` int32.
   """
   weights = features['masked_lm_weights']
+  kept = kept_mask(kept_positions, importance.shape[1])
   if DROPPED_SHARE in metrics:
     metrics[DROPPED_SHARE].update_state(
-        1.0 - kept_share_of_targets(kept_positions,
-                                    features['masked_lm_positions'], weights),
+        1.0 - kept_share_of_targets(kept, features['masked_lm_positions'],
+                                    weights),
         sample_weight=tf.reduce_sum(weights))
-  kept = kept_mask(kept_positions, importance.shape[1])
   regular = (tf.cast(features['input_mask'], tf.bool)
              & ~tf.math.is_inf(importance))
   finite = tf.where(regular, importance, tf.zeros_like(importance))
