@@ -1,0 +1,138 @@
+r"""Downstream accuracy of two pretrained models, side by side.
+
+  python -m official_td.benchmarks.compare_finetune \
+      --baseline=runs/finetune/ttq_baseline,runs/finetune/ttq_baseline_seed2 \
+      --candidate=runs/finetune/ttq_dynamic,runs/finetune/ttq_dynamic_seed2
+
+Each flag lists `official_td.finetune_suite` output dirs of one pretrained
+model (one `results.json` each, e.g. one per seed run); their per-seed scores
+are pooled. Prints a Markdown table: per task and on the average, the mean
+dev/test accuracy (%) of each model over its seeds and the candidate minus
+the baseline in points, and, for seeds both models share, the paired
+difference of the average per seed.
+"""
+
+import json
+import os
+from typing import Dict, List, Sequence
+
+from absl import app
+from absl import flags
+import numpy as np
+
+SPLITS = ('dev', 'test')
+
+
+def pool(result_dirs: Sequence[str]) -> Dict[str, Dict[int, Dict[str, float]]]:
+  """Per-seed scores of one model from several suite runs.
+
+  Args:
+    result_dirs: `finetune_suite --output_dir`s, each with a `results.json`.
+
+  Returns:
+    {task: {seed: {'dev': accuracy, 'test': accuracy}}}, accuracy in [0, 1].
+
+  Raises:
+    FileNotFoundError: a dir has no `results.json` (the suite writes it only
+      when every task is done).
+    ValueError: the runs cover different tasks, or a seed appears twice
+      (it would be counted twice).
+  """
+  pooled: Dict[str, Dict[int, Dict[str, float]]] = {}
+  for result_dir in result_dirs:
+    path = os.path.join(result_dir, 'results.json')
+    if not os.path.exists(path):
+      raise FileNotFoundError(
+          f'{path} is missing: has `finetune_suite --output_dir={result_dir}` '
+          'finished?')
+    with open(path) as f:
+      results = json.load(f)
+    tasks = set(results['per_seed'])
+    if pooled and tasks != set(pooled):
+      raise ValueError(f'{path} has tasks {sorted(tasks)}, the runs before it '
+                       f'{sorted(pooled)}: compare runs of the same suite.')
+    for task, scores in results['per_seed'].items():
+      for seed, score in zip(results['seeds'], scores):
+        if seed in pooled.setdefault(task, {}):
+          raise ValueError(f'Seed {seed} of {task} appears twice (again in '
+                           f'{path}); list each seed run once.')
+        pooled[task][seed] = score
+  return pooled
+
+
+def _average_by_seed(pooled) -> Dict[int, Dict[str, float]]:
+  """The average over tasks of each seed (seeds every task has)."""
+  seeds = set.intersection(*(set(by_seed) for by_seed in pooled.values()))
+  return {seed: {split: float(np.mean([pooled[t][seed][split]
+                                       for t in pooled]))
+                 for split in SPLITS}
+          for seed in sorted(seeds)}
+
+
+def compare(baseline, candidate) -> Dict[str, Dict[str, List[float]]]:
+  """Mean accuracy (%) per task and on the average, and the difference.
+
+  Args:
+    baseline: `pool(...)` of the baseline model.
+    candidate: `pool(...)` of the other model, same tasks.
+
+  Returns:
+    {row: {split: [baseline %, candidate %, candidate - baseline points]}},
+    rows are the tasks then 'average' (the mean of the task means).
+
+  Raises:
+    ValueError: the two cover different tasks.
+  """
+  if set(baseline) != set(candidate):
+    raise ValueError(f'Tasks differ: baseline {sorted(baseline)}, candidate '
+                     f'{sorted(candidate)}.')
+  rows = {}
+  for task in baseline:
+    rows[task] = {}
+    for split in SPLITS:
+      means = [100 * np.mean([s[split] for s in model[task].values()])
+               for model in (baseline, candidate)]
+      rows[task][split] = [*means, means[1] - means[0]]
+  rows['average'] = {
+      split: [float(np.mean([rows[t][split][i] for t in baseline]))
+              for i in range(3)] for split in SPLITS}
+  return rows
+
+
+def paired_average_differences(baseline, candidate) -> Dict[int, List[float]]:
+  """{seed: [dev, test] candidate minus baseline average, points}."""
+  base, cand = _average_by_seed(baseline), _average_by_seed(candidate)
+  return {seed: [100 * (cand[seed][s] - base[seed][s]) for s in SPLITS]
+          for seed in sorted(set(base) & set(cand))}
+
+
+def format_table(baseline, candidate, names: Sequence[str]) -> str:
+  """The comparison as Markdown: tasks, average, then paired seed rows."""
+  lines = [f'| task | {names[0]} dev / test | {names[1]} dev / test | '
+           'difference dev / test (points) |', '|---|---|---|---|']
+  for task, row in compare(baseline, candidate).items():
+    cells = [f'{row["dev"][i]:.1f} / {row["test"][i]:.1f}' for i in range(2)]
+    lines.append(f'| {task} | {cells[0]} | {cells[1]} | '
+                 f'{row["dev"][2]:+.1f} / {row["test"][2]:+.1f} |')
+  for seed, (dev, test) in paired_average_differences(
+      baseline, candidate).items():
+    lines.append(f'| average, seed {seed} only | | | {dev:+.1f} / {test:+.1f} |')
+  seeds = [sorted(next(iter(m.values()))) for m in (baseline, candidate)]
+  lines.append(f'\nseeds: {names[0]} {seeds[0]}, {names[1]} {seeds[1]}')
+  return '\n'.join(lines)
+
+
+def main(_):
+  flags_ = flags.FLAGS
+  print(format_table(pool(flags_.baseline), pool(flags_.candidate),
+                     names=(flags_.baseline_name, flags_.candidate_name)))
+
+
+if __name__ == '__main__':
+  flags.DEFINE_list('baseline', None, 'Suite output dirs of the baseline.')
+  flags.DEFINE_list('candidate', None, 'Suite output dirs of the model '
+                    'compared with it.')
+  flags.DEFINE_string('baseline_name', 'baseline', 'Column name.')
+  flags.DEFINE_string('candidate_name', 'token dropping', 'Column name.')
+  flags.mark_flags_as_required(['baseline', 'candidate'])
+  app.run(main)
