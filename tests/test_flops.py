@@ -60,31 +60,38 @@ class PairedRatioTest(tf.test.TestCase):
     self.assertAllClose([low, mid, high], [1.25, 2.5, 3.75])
 
 
-class StepTimeBenchmarkSmokeTest(tf.test.TestCase):
+class StepTimeBenchmarkSmokeTest(tf.test.TestCase, parameterized.TestCase):
   """The benchmark script runs end to end (it times nothing here)."""
 
-  def test_runs_every_variant_on_real_batches(self):
+  @parameterized.named_parameters(
+      ('bare_step', False, list(bench_configs.VARIANTS)),
+      ('through_trainer', True, ['baseline', 'dynamic']))
+  def test_runs_every_variant_on_real_batches(self, through_trainer,
+                                              variant_names):
     import collections  # pylint: disable=g-import-not-at-top
     import contextlib  # pylint: disable=g-import-not-at-top
     import io  # pylint: disable=g-import-not-at-top
     from tests import real_data  # pylint: disable=g-import-not-at-top
     options = collections.namedtuple('Options', [
         'data_dir', 'batch_size', 'sctd_every', 'variants', 'num_batches',
-        'jit_compile', 'warmup', 'steps', 'block'])(
-            real_data.tfrecord_dir(), 4, 2, list(bench_configs.VARIANTS), 2,
-            False, 1, 5, 2)
+        'jit_compile', 'warmup', 'steps', 'block', 'through_trainer'])(
+            real_data.tfrecord_dir(), 4, 2, variant_names, 2,
+            False, 1, 5, 2, through_trainer)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
       variants = step_time.run_model('L2_H32_A2_I64', options)
     self.assertEqual([v.name for v in variants], list(options.variants))
     for variant in variants:
       self.assertLen(variant.times_ms, 5)  # 3 rounds of 2, 2 and 1
+      if through_trainer:  # warm-up 1 + timed 5 steps, all in the trainer
+        self.assertEqual(int(variant.trainer.global_step.numpy()), 6)
     table = printed.getvalue()
     for name in options.variants:
       self.assertRegex(table, rf'\| {name} \| [\d.]+ \| [\d,]+ \|')
     self.assertRegex(table, r'\| dynamic \|.*\| [\d.]+ \[[\d.]+, [\d.]+\] \|')
-    self.assertIn('ScTD:', table)
     self.assertIn('theoretical', table)
+    if 'sctd' in variant_names:
+      self.assertIn('ScTD:', table)
 
 
 if __name__ == '__main__':

@@ -13,6 +13,12 @@ theoretical ratio from the FLOP model (`flops.py`), and the process's peak
 resident memory. For ScTD it prints the cost of one period of F steps
 against F plain token-dropping steps.
 
+By default a step is the task's `train_step` on cached batches: the model,
+loss and optimizer alone. With `--through_trainer` each variant is a Model
+Garden trainer instead (as in `train.py`: its own `tf.data` pipeline, its
+metrics, its loop), timed a block at a time: the step time a training run
+sees, with the costs that do not shrink with fewer tokens.
+
 This is a benchmark that prints figures, not a test: it asserts nothing.
 """
 
@@ -20,12 +26,13 @@ import dataclasses
 import resource
 import statistics
 import time
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import official_td  # sets TF_USE_LEGACY_KERAS before TensorFlow loads
 from absl import app
 from absl import flags
+import orbit
 import tensorflow as tf
 
 from official.core import task_factory
@@ -34,15 +41,40 @@ from official.nlp.data import pretrain_dataloader
 from official_td.benchmarks import bench_configs
 from official_td.benchmarks import flops
 from official_td.configs import experiments
+from official_td.tasks import trainer as token_drop_trainer
 
 @dataclasses.dataclass
 class Variant:
+  """One model's training step, and its measured step times (ms).
+
+  Either `step` runs one training step on a given batch (the task's
+  `train_step` in a tf.function, fed cached batches), or `trainer` is a
+  Model Garden trainer, which reads its own `tf.data` pipeline and updates
+  its metrics as a training run does; it runs a block of steps per call and
+  is timed a block at a time.
+  """
   name: str
-  step: tf.types.experimental.GenericFunction
+  step: Optional[Callable[[Dict[str, tf.Tensor]], tf.Tensor]] = None
+  trainer: Optional[orbit.StandardTrainer] = None
   times_ms: List[float] = dataclasses.field(default_factory=list)
+
+  def run(self, batches, first: int, count: int) -> None:
+    """Runs `count` steps (from batch `first`), appending their times."""
+    if self.trainer is not None:
+      start = time.perf_counter()
+      self.trainer.train(tf.constant(count, tf.int32))
+      self.trainer.global_step.numpy()  # waits for the last step
+      per_step = 1000 * (time.perf_counter() - start) / count
+      self.times_ms.extend([per_step] * count)
+      return
+    for i in range(first, first + count):
+      start = time.perf_counter()
+      float(self.step(batches[i % len(batches)]))  # waits for the step
+      self.times_ms.append(1000 * (time.perf_counter() - start))
 
 
 def build_variant(name: str, config, jit_compile: bool) -> Variant:
+  """A variant whose step is the task's `train_step` alone."""
   task = task_factory.get_task(config.task)
   model = task.build_model()
   optimizer = train_utils.create_optimizer(task, config)
@@ -50,7 +82,16 @@ def build_variant(name: str, config, jit_compile: bool) -> Variant:
   step = tf.function(
       lambda x: task.train_step(x, model, optimizer, metrics)[task.loss],
       jit_compile=jit_compile)
-  return Variant(name, step)
+  return Variant(name, step=step)
+
+
+def build_trainer_variant(name: str, config) -> Variant:
+  """A variant that steps through the Model Garden trainer, as `train.py`."""
+  task = task_factory.get_task(config.task)
+  trainer = train_utils.create_trainer(
+      config, task, train=True, evaluate=False,
+      trainer_cls=token_drop_trainer.TokenDropTrainer)
+  return Variant(name, trainer=trainer)
 
 
 def real_batches(config, count: int) -> List[Dict[str, tf.Tensor]]:
@@ -61,8 +102,8 @@ def real_batches(config, count: int) -> List[Dict[str, tf.Tensor]]:
 
 def warm_up(variant: Variant, batches, steps: int) -> None:
   """Runs `steps` untimed steps (tracing, allocator and cache warm-up)."""
-  for i in range(steps):
-    float(variant.step(batches[i % len(batches)]))
+  variant.run(batches, 0, steps)
+  variant.times_ms.clear()
 
 
 def time_interleaved(variants: List[Variant], batches, steps: int,
@@ -76,12 +117,9 @@ def time_interleaved(variants: List[Variant], batches, steps: int,
   """
   for round_index in range(-(-steps // block)):
     shift = round_index % len(variants)
+    first = round_index * block
     for variant in variants[shift:] + variants[:shift]:
-      first = round_index * block
-      for i in range(first, min(steps, first + block)):
-        start = time.perf_counter()
-        float(variant.step(batches[i % len(batches)]))  # waits for the step
-        variant.times_ms.append(1000 * (time.perf_counter() - start))
+      variant.run(batches, first, min(block, steps - first))
 
 
 def run_model(name: str, flags_) -> List[Variant]:
@@ -91,8 +129,15 @@ def run_model(name: str, flags_) -> List[Variant]:
                                          flags_.batch_size, flags_.sctd_every)
              for v in flags_.variants}
   batches = real_batches(next(iter(configs.values())), flags_.num_batches)
-  variants = [build_variant(v, c, flags_.jit_compile)
-              for v, c in configs.items()]
+  if flags_.through_trainer:
+    if flags_.jit_compile:
+      raise ValueError('--jit_compile compiles the bare step; with '
+                       '--through_trainer the experiment\'s '
+                       'runtime.enable_xla decides. Drop one of the two.')
+    variants = [build_trainer_variant(v, c) for v, c in configs.items()]
+  else:
+    variants = [build_variant(v, c, flags_.jit_compile)
+                for v, c in configs.items()]
   for variant in variants:
     warm_up(variant, batches, flags_.warmup)
   time_interleaved(variants, batches, flags_.steps, flags_.block)
@@ -135,7 +180,10 @@ def print_table(name, size, variants, configs, flags_) -> None:
   base = medians.get('baseline')
   print(f'\n## {name} {size}, seq_length {seq_length}, batch '
         f'{flags_.batch_size}, {flags_.steps} timed steps after '
-        f'{flags_.warmup} warm-up, jit_compile={flags_.jit_compile}')
+        f'{flags_.warmup} warm-up, '
+        + ('through the Model Garden trainer (its own input pipeline; '
+           f'timed per block of {flags_.block})' if flags_.through_trainer
+           else f'bare train_step, jit_compile={flags_.jit_compile}'))
   print('| variant | median ms/step | tokens/s | ratio to baseline | '
         'paired ratio, median [quartiles] | theoretical ratio |')
   print('|---|---|---|---|---|---|')
@@ -191,4 +239,8 @@ if __name__ == '__main__':
   flags.DEFINE_integer('num_batches', 8, 'Distinct real batches cycled.')
   flags.DEFINE_integer('sctd_every', 10, 'ScTD period F.')
   flags.DEFINE_bool('jit_compile', False, 'Compile steps with XLA.')
+  flags.DEFINE_bool('through_trainer', False, 'Step through the Model Garden '
+                    'trainer (its own tf.data pipeline, metrics and loop, '
+                    'as train.py) instead of calling train_step on cached '
+                    'batches.')
   app.run(main)
