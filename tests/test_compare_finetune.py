@@ -63,6 +63,7 @@ class CompareFinetuneTest(tf.test.TestCase):
         compare_finetune.pool([self.cand_dir]), names=('base', 'cand'))
     self.assertIn('| average | 66.5 / 65.5 | 67.0 / 64.5 | +0.5 / -1.0 |',
                   table)
+    self.assertIn('| average, seed 2 only | | | +1.0 / -3.0 |', table)
 
   def test_a_seed_listed_twice_is_refused(self):
     with self.assertRaisesRegex(ValueError, 'Seed 1 of a appears twice'):

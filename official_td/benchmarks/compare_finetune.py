@@ -8,8 +8,8 @@ Each flag lists `official_td.finetune_suite` output dirs of one pretrained
 model (one `results.json` each, e.g. one per seed run); their per-seed scores
 are pooled. Prints a Markdown table: per task and on the average, the mean
 dev/test accuracy (%) of each model over its seeds and the candidate minus
-the baseline in points, and, for seeds both models share, the paired
-difference of the average per seed.
+the baseline in points, and, when the models share two seeds or more, the
+difference of the average seed by seed.
 """
 
 import json
@@ -114,8 +114,8 @@ def format_table(baseline, candidate, names: Sequence[str]) -> str:
     cells = [f'{row["dev"][i]:.1f} / {row["test"][i]:.1f}' for i in range(2)]
     lines.append(f'| {task} | {cells[0]} | {cells[1]} | '
                  f'{row["dev"][2]:+.1f} / {row["test"][2]:+.1f} |')
-  for seed, (dev, test) in paired_average_differences(
-      baseline, candidate).items():
+  paired = paired_average_differences(baseline, candidate)
+  for seed, (dev, test) in paired.items() if len(paired) > 1 else ():
     lines.append(f'| average, seed {seed} only | | | {dev:+.1f} / {test:+.1f} |')
   seeds = [sorted(next(iter(m.values()))) for m in (baseline, candidate)]
   lines.append(f'\nseeds: {names[0]} {seeds[0]}, {names[1]} {seeds[1]}')
