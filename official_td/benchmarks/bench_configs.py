@@ -7,13 +7,13 @@ model preset and pointed at a folder made by
 sequence length and targets per sequence).
 """
 
-import json
 import os
 import re
 from typing import Dict
 
 from official.core import config_definitions as cfg
 from official_td.configs import experiments
+from official_td.data import json_file
 
 PRESETS = {
     'L12_H256': dict(num_layers=12, hidden_size=256, num_attention_heads=4,
@@ -54,12 +54,9 @@ def read_metadata(data_dir: str) -> Dict[str, object]:
     FileNotFoundError: no metadata.json, naming the command that makes it.
   """
   path = os.path.join(data_dir, 'metadata.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(
-        f'{path} not found: make the data with `python -m '
-        'data_prep.create_pretraining_data --output_dir=...`.')
-  with open(path) as f:
-    return json.load(f)
+  return json_file.read(
+      path, f'{path} not found: make the data with `python -m '
+      'data_prep.create_pretraining_data --output_dir=...`.')
 
 
 def experiment(variant: str, size: Dict[str, int], data_dir: str,

@@ -12,13 +12,14 @@ the baseline in points, and, when the models share two seeds or more, the
 difference of the average seed by seed.
 """
 
-import json
 import os
 from typing import Dict, List, Sequence
 
 from absl import app
 from absl import flags
 import numpy as np
+
+from official_td.data import json_file
 
 SPLITS = ('dev', 'test')
 
@@ -41,12 +42,9 @@ def pool(result_dirs: Sequence[str]) -> Dict[str, Dict[int, Dict[str, float]]]:
   pooled: Dict[str, Dict[int, Dict[str, float]]] = {}
   for result_dir in result_dirs:
     path = os.path.join(result_dir, 'results.json')
-    if not os.path.exists(path):
-      raise FileNotFoundError(
-          f'{path} is missing: has `finetune_suite --output_dir={result_dir}` '
-          'finished?')
-    with open(path) as f:
-      results = json.load(f)
+    results = json_file.read(
+        path, f'{path} is missing: has `finetune_suite '
+        f'--output_dir={result_dir}` finished?')
     tasks = set(results['per_seed'])
     if pooled and tasks != set(pooled):
       raise ValueError(f'{path} has tasks {sorted(tasks)}, the runs before it '

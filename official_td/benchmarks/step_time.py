@@ -128,14 +128,15 @@ def run_model(name: str, flags_) -> List[Variant]:
   configs = {v: bench_configs.experiment(v, size, flags_.data_dir,
                                          flags_.batch_size, flags_.sctd_every)
              for v in flags_.variants}
-  batches = real_batches(next(iter(configs.values())), flags_.num_batches)
   if flags_.through_trainer:
     if flags_.jit_compile:
       raise ValueError('--jit_compile compiles the bare step; with '
                        '--through_trainer the experiment\'s '
                        'runtime.enable_xla decides. Drop one of the two.')
+    batches = []  # each trainer reads its own input pipeline
     variants = [build_trainer_variant(v, c) for v, c in configs.items()]
   else:
+    batches = real_batches(next(iter(configs.values())), flags_.num_batches)
     variants = [build_variant(v, c, flags_.jit_compile)
                 for v, c in configs.items()]
   for variant in variants:

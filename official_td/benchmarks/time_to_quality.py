@@ -59,7 +59,7 @@ def calibrate(config, num_steps: int, warmup: int = 3) -> float:
   variant = step_time.build_variant('calibration', config, jit_compile=False)
   batches = step_time.real_batches(config, 4)
   step_time.warm_up(variant, batches, warmup)
-  step_time.time_interleaved([variant], batches, num_steps, block=num_steps)
+  variant.run(batches, 0, num_steps)
   return statistics.median(variant.times_ms) / 1000
 
 

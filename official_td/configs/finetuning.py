@@ -7,7 +7,6 @@ is restored through `init_checkpoint`) or as an exported encoder SavedModel
 `data/downstream`); `finetune_config()` builds the same for any task.
 """
 
-import json
 import os
 from typing import Optional
 
@@ -18,6 +17,7 @@ from official.nlp.configs import encoders
 from official.nlp.data import sentence_prediction_dataloader
 from official.nlp.tasks import sentence_prediction
 from official_td.configs import experiments
+from official_td.data import json_file
 
 DEFAULT_DOWNSTREAM_DIR = 'data/downstream'
 
@@ -29,13 +29,10 @@ def read_task_meta(data_dir: str, task: str) -> dict:
     FileNotFoundError: naming the missing file and how to make it.
   """
   path = os.path.join(data_dir, task, 'meta_data.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(
-        f'Task file {path} does not exist. Make the suite with `python -m '
-        'data_prep.create_finetuning_data --vocab_file=VOCAB '
-        f'--output_dir={data_dir}`.')
-  with open(path) as f:
-    return json.load(f)
+  return json_file.read(
+      path, f'Task file {path} does not exist. Make the suite with `python '
+      '-m data_prep.create_finetuning_data --vocab_file=VOCAB '
+      f'--output_dir={data_dir}`.')
 
 
 def finetune_config(task: str, data_dir: str,
