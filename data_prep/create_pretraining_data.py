@@ -22,6 +22,7 @@ counts of the train split, for static dropping) and `metadata.json`.
 """
 
 import dataclasses
+import glob
 import json
 import os
 import random
@@ -36,6 +37,7 @@ import tensorflow as tf
 from data_prep import build_corpus
 from data_prep import count_token_frequencies
 from official.core import tf_example_builder
+from official_td.data import token_frequencies
 from official_td.data import vocabulary as vocabulary_lib
 
 Word = List[int]
@@ -161,13 +163,16 @@ def mask_sequence(words: List[Word], vocab: vocabulary_lib.Vocabulary,
   positions.sort()
 
   input_ids = list(tokens)
-  first_regular_id = max(special.__dict__.values()) + 1
+  regular_ids = vocab.regular_ids
   for position in positions:
     draw = rng.random()
     if draw < config.mask_prob:
       input_ids[position] = special.mask
     elif draw < config.mask_prob + config.random_prob:
-      input_ids[position] = rng.randrange(first_regular_id, vocab.size)
+      # Any non-special id; when the special tokens are the first ids (as in
+      # the default vocabulary) this draws what randrange over the ids after
+      # them did, so existing data stays byte-identical.
+      input_ids[position] = regular_ids[rng.randrange(len(regular_ids))]
 
   pad_len = config.seq_length - n_tokens
   pad_pred = config.max_predictions_per_seq - len(positions)
@@ -188,6 +193,33 @@ def to_tf_example(example: MaskedExample) -> bytes:
   builder.add_ints_feature('masked_lm_ids', example.masked_lm_ids)
   builder.add_floats_feature('masked_lm_weights', example.masked_lm_weights)
   return builder.serialized_example
+
+
+# What a run writes into its output folder: shards of any count, files in the
+# making, and the files that describe them.
+_OUTPUT_PATTERNS = ('train-?????-of-?????.tfrecord*',
+                    'valid-?????-of-?????.tfrecord*', 'metadata.json*',
+                    token_frequencies.FILENAME + '*')
+
+
+def remove_earlier_outputs(output_dir: str) -> List[str]:
+  """Removes the files an earlier run wrote into `output_dir`; returns them.
+
+  Shards of an earlier run with another shard count, vocabulary or sequence
+  length would otherwise sit beside the new ones and match the same
+  `train-*.tfrecord` pattern. `metadata.json` goes first, so that a run that
+  dies half-way leaves no description of data that is not there.
+  """
+  removed = []
+  for pattern in _OUTPUT_PATTERNS:
+    for path in sorted(glob.glob(os.path.join(output_dir, pattern))):
+      os.remove(path)
+      removed.append(path)
+  if removed:
+    logging.info('Removed %d files of an earlier run from %s: %s',
+                 len(removed), output_dir,
+                 ', '.join(os.path.basename(p) for p in removed))
+  return removed
 
 
 class ShardedWriter:
@@ -232,6 +264,7 @@ def create_pretraining_data(corpus: str, vocab_file: str, output_dir: str,
                 if i % validation_every == validation_every - 1],
   }
   os.makedirs(output_dir, exist_ok=True)
+  remove_earlier_outputs(output_dir)
   metadata = dict(vocab_file=os.path.abspath(vocab_file),
                   vocab_size=vocab.size, vocab_sha256=vocab.fingerprint,
                   seq_length=config.seq_length,

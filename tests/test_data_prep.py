@@ -1,8 +1,11 @@
 """Tests of the corpus, vocabulary and pretraining-data tools on real text."""
 
+import dataclasses
 import filecmp
 import glob
 import os
+import random
+import shutil
 
 from absl.testing import parameterized
 import numpy as np
@@ -12,9 +15,11 @@ from data_prep import build_corpus
 from data_prep import build_vocab
 from data_prep import corpus_sources
 from data_prep import create_pretraining_data as cpd
+from official.core import task_factory
 from official.nlp.data import pretrain_dataloader
 from official_td.data import vocabulary
 from tests import real_data
+from tests import task_configs
 
 
 def _records(directory, split='train'):
@@ -123,6 +128,59 @@ class PretrainingDataTest(tf.test.TestCase, parameterized.TestCase):
                                 os.path.join(dirs[1], name), shallow=False))
     self.assertFalse(filecmp.cmp(os.path.join(dirs[0], name),
                                  os.path.join(dirs[2], name), shallow=False))
+
+  def test_a_rerun_removes_the_shards_of_the_earlier_run(self):
+    config = cpd.MaskingConfig(seq_length=32, max_predictions_per_seq=5)
+    directory = self.create_tempdir().full_path
+    cpd.create_pretraining_data(real_data.corpus_slice(), real_data.VOCAB,
+                                directory, config, num_shards=4)
+    self.assertLen(glob.glob(os.path.join(directory, 'train-*')), 4)
+    cpd.create_pretraining_data(real_data.corpus_slice(), real_data.VOCAB,
+                                directory, config, num_shards=2)
+    self.assertCountEqual(
+        [os.path.basename(p) for p in glob.glob(
+            os.path.join(directory, 'train-*'))],
+        ['train-00000-of-00002.tfrecord', 'train-00001-of-00002.tfrecord'])
+
+  def test_stray_shards_are_named_before_training(self):
+    directory = self.create_tempdir().full_path
+    for name in ('metadata.json', 'train-00000-of-00002.tfrecord',
+                 'train-00001-of-00002.tfrecord'):
+      shutil.copy(os.path.join(real_data.tfrecord_dir(), name), directory)
+    # A shard left by a run with another shard count.
+    shutil.copy(os.path.join(directory, 'train-00000-of-00002.tfrecord'),
+                os.path.join(directory, 'train-00003-of-00004.tfrecord'))
+    config = task_configs.tiny_experiment()
+    config.task.train_data.input_path = os.path.join(directory, 'train-*')
+    with self.assertRaisesRegex(ValueError,
+                                'train-00003-of-00004.tfrecord .*does not '
+                                'list'):
+      task_factory.get_task(config.task)
+
+  def test_special_tokens_at_the_end_of_the_vocabulary(self):
+    tokens = real_data.vocab().tokens
+    special_tokens = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
+    path = os.path.join(self.create_tempdir().full_path, 'vocab.txt')
+    with open(path, 'w') as f:
+      f.write('\n'.join([t for t in tokens if t not in special_tokens]
+                        + special_tokens) + '\n')
+    vocab = vocabulary.Vocabulary(path)
+    self.assertEqual(vocab.special_ids.mask, vocab.size - 1)
+    every_target_random = cpd.MaskingConfig(
+        seq_length=32, max_predictions_per_seq=5, mask_prob=0.0,
+        random_prob=1.0)
+    first_document = next(build_corpus.read_corpus(real_data.CORPUS))
+    words = cpd.tokenize_documents([first_document], vocab)[0][:20]
+    replaced = []
+    for seed in range(50):
+      example = cpd.mask_sequence(words, vocab, every_target_random,
+                                  random.Random(seed))
+      replaced += [example.input_ids[p] for p, w in zip(
+          example.masked_lm_positions, example.masked_lm_weights) if w]
+    self.assertGreaterEqual(len(replaced), 100)
+    self.assertTrue(set(replaced).isdisjoint(dataclasses.astuple(
+        vocab.special_ids)))
+    self.assertGreater(max(replaced), vocab.size - 100)  # the whole range
 
   def test_records_are_packed_whole_word_masked_sequences(self):
     vocab = real_data.vocab()

@@ -11,6 +11,7 @@ Special tokens are looked up in the vocabulary itself, never hard-coded
 """
 
 import dataclasses
+import functools
 import hashlib
 import os
 from typing import Dict, List, Optional
@@ -105,6 +106,16 @@ class Vocabulary:
   def fingerprint(self) -> str:
     """SHA-256 of the file's bytes (hex), to tie derived files to it."""
     return hashlib.sha256(self._raw).hexdigest()
+
+  @functools.cached_property
+  def regular_ids(self) -> List[int]:
+    """Ids of every token but [PAD], [UNK], [CLS], [SEP] and [MASK], ascending.
+
+    Where to draw MLM's random replacement tokens from, wherever the special
+    tokens sit in the vocabulary.
+    """
+    special = set(dataclasses.astuple(self.special_ids))
+    return [i for i in range(self.size) if i not in special]
 
   def token_id(self, token: str) -> Optional[int]:
     return self._index.get(token)
