@@ -65,9 +65,12 @@ class StepTimeBenchmarkSmokeTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.named_parameters(
       ('bare_step', False, list(bench_configs.VARIANTS)),
-      ('through_trainer', True, ['baseline', 'dynamic']))
+      ('through_trainer', True, ['baseline', 'dynamic']),
+      ('bfloat16', False, ['baseline', 'dynamic'], 'bfloat16'),
+      ('float16', False, ['baseline', 'dynamic'], 'float16'))
   def test_runs_every_variant_on_real_batches(self, through_trainer,
-                                              variant_names):
+                                              variant_names,
+                                              precision='float32'):
     import collections  # pylint: disable=g-import-not-at-top
     import contextlib  # pylint: disable=g-import-not-at-top
     import io  # pylint: disable=g-import-not-at-top
@@ -79,13 +82,15 @@ class StepTimeBenchmarkSmokeTest(tf.test.TestCase, parameterized.TestCase):
             False, 1, 5, 2, through_trainer)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-      variants = step_time.run_model('L2_H32_A2_I64', options)
+      variants = step_time.run_model('L2_H32_A2_I64', options, precision)
     self.assertEqual([v.name for v in variants], list(options.variants))
     for variant in variants:
       self.assertLen(variant.times_ms, 5)  # 3 rounds of 2, 2 and 1
       if through_trainer:  # warm-up 1 + timed 5 steps, all in the trainer
         self.assertEqual(int(variant.trainer.global_step.numpy()), 6)
     table = printed.getvalue()
+    self.assertIn(f'L2_H32_A2_I64 {{', table)
+    self.assertRegex(table, rf'\}}, {precision}, seq_length')
     for name in options.variants:
       self.assertRegex(table, rf'\| {name} \| [\d.]+ \| [\d,]+ \|')
     self.assertRegex(table, r'\| dynamic \|.*\| [\d.]+ \[[\d.]+, [\d.]+\] \|')

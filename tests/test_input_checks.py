@@ -20,6 +20,16 @@ class InputChecksTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(error, message):
       task_factory.get_task(config.task)
 
+  @parameterized.parameters('return_attention_scores',
+                            'return_word_embeddings')
+  def test_unsupported_encoder_options_are_named(self, option):
+    self._fails({'model': {'encoder': {'bert': {option: True}}}}, ValueError,
+                f'task.model.encoder.bert.{option}=true is not supported')
+
+  def test_sctd_normalization_must_be_known(self):
+    self._fails({'sctd': {'enabled': True, 'kl_normalization': 'tokens'}},
+                ValueError, "task.sctd.kl_normalization='tokens'")
+
   def test_tiny_config_is_accepted(self):
     config = task_configs.tiny_experiment()
     self.assertIsNotNone(task_factory.get_task(config.task))

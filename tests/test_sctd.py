@@ -41,8 +41,9 @@ def _both_passes(model, features, keep_ratio):
   encoder = model.encoder_network
   inputs = _encoder_inputs(features)
   full = encoder(inputs, training=True)
-  dropped = encoder(dict(inputs, token_importance=real_data.importance_like(
-      features['input_word_ids'])), training=True)
+  kept = encoder.select_kept_positions(real_data.importance_like(
+      features['input_word_ids']))
+  dropped = encoder(dict(inputs, kept_positions=kept), training=True)
   return full, dropped
 
 
@@ -57,7 +58,7 @@ class ConsistencyLossTest(tf.test.TestCase):
       full, dropped = _both_passes(model, features, keep_ratio)
       self.assertIn(tde.KEPT_POSITIONS_KEY, dropped)
       loss = consistency.consistency_loss(full, dropped, [-2, -1],
-                                          [0.05, 0.05])
+                                          [0.05, 0.05], normalizer=8.0)
       if keep_ratio == 1.0:
         check(float(loss), 0.0, atol=1e-7)
       else:
@@ -70,7 +71,7 @@ class ConsistencyLossTest(tf.test.TestCase):
     with tf.GradientTape(persistent=True) as tape:
       full, dropped = _both_passes(model, features, 0.5)
       loss = consistency.consistency_loss(full, dropped, [-2, -1],
-                                          [0.05, 0.05])
+                                          [0.05, 0.05], normalizer=8.0)
     for outputs in (full, dropped):
       grads = tape.gradient(loss, [outputs['encoder_outputs'][-2],
                                    outputs['encoder_outputs'][-1]])
@@ -83,7 +84,37 @@ class ConsistencyLossTest(tf.test.TestCase):
 
   def test_layers_and_weights_must_match(self):
     with self.assertRaisesRegex(ValueError, 'one weight per layer'):
-      consistency.consistency_loss({}, {}, [-1], [0.05, 0.05])
+      consistency.consistency_loss({}, {}, [-1], [0.05, 0.05], 1.0)
+
+  def test_authors_weighting_by_hand(self):
+    # fairseq's criterion: (sum_masked MLM + 0.05 * sum_b KL(-2)
+    # + 0.05 * sum_b KL(-1)) / n_masked, i.e. mean MLM + this term.
+    rng = np.random.default_rng(0)
+    full = {'encoder_outputs': [rng.normal(size=(3, 4, 5)).astype(np.float32)
+                                for _ in range(2)]}
+    dropped = {'encoder_outputs': [
+        rng.normal(size=(3, 4, 5)).astype(np.float32) for _ in range(2)]}
+
+    def kl(p_logits, q_logits):  # per row, on [CLS] (position 0)
+      p = np.exp(p_logits[:, 0]) / np.exp(p_logits[:, 0]).sum(-1, keepdims=1)
+      q = np.exp(q_logits[:, 0]) / np.exp(q_logits[:, 0]).sum(-1, keepdims=1)
+      return (p * (np.log(p) - np.log(q))).sum(-1)
+
+    n_masked = 7.0
+    expected = (0.05 * kl(full['encoder_outputs'][0],
+                          dropped['encoder_outputs'][0]).sum()
+                + 0.02 * kl(full['encoder_outputs'][1],
+                            dropped['encoder_outputs'][1]).sum()) / n_masked
+    got = consistency.consistency_loss(full, dropped, [-2, -1], [0.05, 0.02],
+                                       normalizer=n_masked)
+    self.assertAllClose(got, expected, rtol=1e-5)
+
+
+def _reference_weights(model, seed=0):
+  """Fixed random weights of `model`'s shapes, the same for every model."""
+  rng = np.random.default_rng(seed)
+  return [rng.normal(scale=0.05, size=w.shape).astype(w.dtype)
+          for w in model.get_weights()]
 
 
 def _step(task, model, learning_rate=0.5, jit_compile=False):
@@ -136,6 +167,26 @@ class SctdStepTest(tf.test.TestCase):
     by_name = {m.name: m for m in metrics}
     self.assertEqual(float(by_name[token_drop_masked_lm.CONSISTENCY_LOSS]
                            .count.numpy()), 2.0)
+
+  def test_default_normalization_is_per_masked_token(self):
+    features = real_data.batch()
+    self.assertEqual(_task()[0].task_config.sctd.kl_normalization,
+                     'masked_tokens')
+    logged = {}
+    for normalization in ('masked_tokens', 'sequences'):
+      task, model = _task(every=1)
+      task.task_config.sctd.kl_normalization = normalization
+      model(dict(features), training=False)
+      model.set_weights(_reference_weights(model))
+      step, metrics = _step(task, model)
+      step(dict(features))  # step 0: the KL of the initial weights
+      logged[normalization] = float({m.name: m for m in metrics}[
+          token_drop_masked_lm.CONSISTENCY_LOSS].result())
+    masked_per_sequence = (features['masked_lm_weights'].sum()
+                           / features['masked_lm_weights'].shape[0])
+    self.assertGreater(masked_per_sequence, 1.5)  # the two really differ
+    self.assertAllClose(logged['sequences'] / logged['masked_tokens'],
+                        masked_per_sequence, rtol=1e-4)
 
   def test_under_xla(self):
     task, model = _task(every=2)

@@ -4,6 +4,7 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from official.nlp.configs import encoders
 from official.nlp.modeling import networks
 from official_td.modeling import token_drop_encoder as tde
 from tests import real_data
@@ -19,6 +20,12 @@ def _encoder_kwargs(num_layers=4, dropout=0.0):
 def _inputs(features):
   return {k: features[k]
           for k in ('input_word_ids', 'input_mask', 'input_type_ids')}
+
+
+def _dropping(encoder, features, scores):
+  """Inputs that make `encoder` drop tokens by `scores`."""
+  return dict(_inputs(features),
+              kept_positions=encoder.select_kept_positions(scores))
 
 
 def _twins(keep_ratio=0.5, **kwargs):
@@ -38,10 +45,8 @@ class TokenDropEncoderTest(tf.test.TestCase, parameterized.TestCase):
   @parameterized.parameters(2, 4, 6)
   def test_outputs_are_full_length(self, num_layers):
     encoder, _, features = _twins(num_layers=num_layers)
-    inputs = _inputs(features)
-    inputs[tde.IMPORTANCE_KEY] = real_data.importance_like(
-        features['input_word_ids'])
-    outputs = encoder(inputs, training=True)
+    outputs = encoder(_dropping(encoder, features, real_data.importance_like(
+        features['input_word_ids'])), training=True)
     batch, seq_length = features['input_word_ids'].shape
     self.assertEqual(outputs['sequence_output'].shape, (batch, seq_length, 16))
     self.assertEqual(outputs['pooled_output'].shape, (batch, 16))
@@ -54,7 +59,7 @@ class TokenDropEncoderTest(tf.test.TestCase, parameterized.TestCase):
   def test_kept_positions_are_the_top_k_by_score(self):
     encoder, _, features = _twins(keep_ratio=0.25)
     scores = real_data.importance_like(features['input_word_ids'], seed=3)
-    outputs = encoder(dict(_inputs(features), token_importance=scores),
+    outputs = encoder(_dropping(encoder, features, scores),
                       training=True)
     k = tde.num_kept_tokens(real_data.SEQ_LENGTH, 0.25)
     expected = np.sort(np.argsort(-scores.numpy(), axis=1)[:, :k], axis=1)
@@ -63,7 +68,7 @@ class TokenDropEncoderTest(tf.test.TestCase, parameterized.TestCase):
   def test_dropped_tokens_skip_the_middle_layers(self):
     encoder, _, features = _twins(num_layers=6)
     scores = real_data.importance_like(features['input_word_ids'], seed=4)
-    outputs = encoder(dict(_inputs(features), token_importance=scores),
+    outputs = encoder(_dropping(encoder, features, scores),
                       training=True)
     start, end = encoder.layer_split
     self.assertEqual((start, end), (2, 4))
@@ -83,7 +88,7 @@ class TokenDropEncoderTest(tf.test.TestCase, parameterized.TestCase):
   def test_keep_ratio_one_equals_bert_encoder_v2(self):
     encoder, reference, features = _twins(keep_ratio=1.0)
     scores = real_data.importance_like(features['input_word_ids'])
-    outputs = encoder(dict(_inputs(features), token_importance=scores),
+    outputs = encoder(_dropping(encoder, features, scores),
                       training=True)
     self.assertIn(tde.KEPT_POSITIONS_KEY, outputs)  # the dropping path ran
     expected = reference(_inputs(features), training=True)
@@ -96,7 +101,7 @@ class TokenDropEncoderTest(tf.test.TestCase, parameterized.TestCase):
   def test_not_training_is_the_full_encoder(self, dropout):
     encoder, reference, features = _twins(keep_ratio=0.5, dropout=dropout)
     scores = real_data.importance_like(features['input_word_ids'])
-    outputs = encoder(dict(_inputs(features), token_importance=scores),
+    outputs = encoder(_dropping(encoder, features, scores),
                       training=False)
     self.assertNotIn(tde.KEPT_POSITIONS_KEY, outputs)
     expected = reference(_inputs(features), training=False)
@@ -109,7 +114,7 @@ class TokenDropEncoderTest(tf.test.TestCase, parameterized.TestCase):
   def test_dropping_changes_the_output(self):
     encoder, reference, features = _twins(keep_ratio=0.5)
     scores = real_data.importance_like(features['input_word_ids'])
-    outputs = encoder(dict(_inputs(features), token_importance=scores),
+    outputs = encoder(_dropping(encoder, features, scores),
                       training=True)
     expected = reference(_inputs(features), training=True)
     self.assertNotAllClose(outputs['sequence_output'],
@@ -130,7 +135,7 @@ class TokenDropEncoderTest(tf.test.TestCase, parameterized.TestCase):
     encoder, _, features = _twins(num_layers=4)
     scores = real_data.importance_like(features['input_word_ids'])
     with tf.GradientTape() as tape:
-      outputs = encoder(dict(_inputs(features), token_importance=scores),
+      outputs = encoder(_dropping(encoder, features, scores),
                         training=True)
       loss = (tf.reduce_sum(outputs['sequence_output'] ** 2)
               + tf.reduce_sum(outputs['pooled_output']))
@@ -151,6 +156,32 @@ class TokenDropEncoderTest(tf.test.TestCase, parameterized.TestCase):
     kwargs = _encoder_kwargs(num_layers=overrides.pop('num_layers', 4))
     with self.assertRaisesRegex(ValueError, message):
       tde.TokenDropEncoder(**overrides, **kwargs)
+
+  def test_built_from_every_field_as_build_encoder_builds(self):
+    # Every BertEncoderConfig field off its default: the token-dropping
+    # encoder must be configured as the Model Garden's own builder makes it.
+    bert = encoders.BertEncoderConfig(
+        vocab_size=100, hidden_size=16, num_layers=2, num_attention_heads=2,
+        intermediate_size=24, hidden_activation='relu', dropout_rate=0.2,
+        attention_dropout_rate=0.3, max_position_embeddings=64,
+        type_vocab_size=3, initializer_range=0.05, embedding_size=8,
+        output_range=1, return_all_encoder_outputs=True, norm_first=True)
+    expected = encoders.build_encoder(
+        encoders.EncoderConfig(type='bert', bert=bert)).get_config()
+    got = tde.TokenDropEncoder(**tde.encoder_kwargs(bert)).get_config()
+    expected.pop('dict_outputs')  # BertEncoderV2 always returns a dict
+    self.assertNotEmpty(expected)
+    for key, value in expected.items():
+      self.assertEqual(str(got[key]).replace('DictWrapper(', '').replace(
+          ')', ''), str(value).replace(')', ''), key)
+
+  @parameterized.parameters('return_attention_scores',
+                            'return_word_embeddings')
+  def test_unsupported_options_are_refused(self, option):
+    bert = encoders.BertEncoderConfig(vocab_size=100, num_layers=2,
+                                      **{option: True})
+    with self.assertRaisesRegex(ValueError, option):
+      tde.TokenDropEncoder(**tde.encoder_kwargs(bert))
 
   @parameterized.parameters((128, 0.5, 64), (512, 0.5, 256), (33, 0.5, 17),
                             (10, 0.01, 1), (10, 1.0, 10))

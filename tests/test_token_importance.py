@@ -8,12 +8,12 @@ from official_td.modeling import token_importance
 from tests import real_data
 
 
-def _recorder(beta=0.995, initial_score=10.0):
+def _recorder(beta=0.995, initial_score=10.0, strategy='dynamic'):
   special = real_data.vocab().special_ids
   return token_importance.TokenImportanceRecorder(
       vocab_size=real_data.vocab().size, pad_id=special.pad,
-      always_keep_ids=special.always_kept, beta=beta,
-      initial_score=initial_score)
+      always_keep_ids=special.always_kept, cls_id=special.cls, beta=beta,
+      initial_score=initial_score, strategy=strategy)
 
 
 def _numpy_update(table, ids, losses, weights, beta):
@@ -121,6 +121,54 @@ class TokenImportanceRecorderTest(tf.test.TestCase, parameterized.TestCase):
       if len(always) <= num_kept:
         self.assertContainsSubset(always.tolist(), kept[row].tolist())
 
+  def test_nonfinite_losses_leave_their_ids_untouched(self):
+    features = real_data.batch(batch_size=8)
+    ids, weights = features['masked_lm_ids'], features['masked_lm_weights']
+    losses = np.random.default_rng(1).uniform(1, 8, ids.shape).astype(
+        np.float32)
+    weighted = np.argwhere(weights > 0)
+    # Poison the first three weighted targets; their ids must occur nowhere
+    # else among the weighted targets for "untouched" to be exact.
+    poisoned = []
+    for row, col in weighted:
+      token_id = ids[row, col]
+      if np.sum((ids == token_id) & (weights > 0)) == 1:
+        poisoned.append((row, col))
+      if len(poisoned) == 3:
+        break
+    self.assertLen(poisoned, 3)
+    for (row, col), bad in zip(poisoned, (np.nan, np.inf, -np.inf)):
+      losses[row, col] = bad
+    recorder = _recorder(beta=0.9)
+    table = recorder.update(ids, losses, weights).numpy()
+    self.assertTrue(np.all(np.isfinite(table)))
+    poisoned_ids = [ids[r, c] for r, c in poisoned]
+    self.assertAllEqual(table[poisoned_ids], [10.0] * 3)
+    clean = np.isfinite(losses)
+    expected = _numpy_update(np.full_like(table, 10.0), ids, losses,
+                             np.where(clean, weights, 0.0), 0.9)
+    self.assertAllClose(table, expected)
+    self.assertEqual(int(np.sum(token_importance.nonfinite_targets(
+        losses, weights))), 3)
+
+  @parameterized.parameters('dynamic', 'random')
+  def test_cls_is_kept_when_k_is_below_the_always_kept_tokens(self,
+                                                               strategy):
+    special = real_data.vocab().special_ids
+    rng = np.random.default_rng(2)
+    # [CLS] anywhere in a row of [MASK]s and [SEP]s, and K = 1, the smallest
+    # keep ratio allows.
+    word_ids = rng.choice([special.mask, special.sep], size=(16, 32))
+    cls_at = rng.integers(0, 32, size=16)
+    word_ids[np.arange(16), cls_at] = special.cls
+    recorder = _recorder(strategy=strategy)
+    for seed in range(5):
+      scores = recorder(tf.constant(word_ids, tf.int32),
+                        seed=tf.constant([seed, 1]))
+      kept = token_importance.select_kept_positions(
+          scores, 1, seed=tf.constant([seed, 2])).numpy()
+      self.assertAllEqual(kept[:, 0], cls_at)
+
   @parameterized.parameters(-0.1, 1.0)
   def test_rejects_bad_beta(self, beta):
     with self.assertRaisesRegex(ValueError, 'beta'):
@@ -161,6 +209,28 @@ class SelectKeptPositionsTest(tf.test.TestCase, parameterized.TestCase):
     share = counts / (4 * draws)
     # Position-order tie-breaking would give shares of exactly 1 and 0.
     self.assertAllInRange(share, 0.3, 0.7)
+
+  def test_seeded_draws_repeat_and_differ_by_seed(self):
+    scores = tf.fill([4, 32], 10.0)
+    seed = token_importance.step_seed(3, tf.constant(5))
+    first = token_importance.select_kept_positions(scores, 16, seed)
+    again = token_importance.select_kept_positions(
+        scores, 16, token_importance.step_seed(3, tf.constant(5)))
+    self.assertAllEqual(first, again)
+    for other in (token_importance.step_seed(4, tf.constant(5)),
+                  token_importance.step_seed(3, tf.constant(6))):
+      self.assertNotAllEqual(
+          token_importance.select_kept_positions(scores, 16, other), first)
+
+  def test_replicas_draw_independently(self):
+    strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+    seeds = strategy.experimental_local_results(strategy.run(
+        tf.function(lambda: token_importance.step_seed(3, tf.constant(5)))))
+    self.assertLen(seeds, 2)
+    self.assertNotAllEqual(seeds[0], seeds[1])
+    # Replica 0 draws what a run without a strategy draws.
+    self.assertAllEqual(seeds[0],
+                        token_importance.step_seed(3, tf.constant(5)))
 
 
 if __name__ == '__main__':

@@ -19,9 +19,14 @@ Garden trainer instead (as in `train.py`: its own `tf.data` pipeline, its
 metrics, its loop), timed a block at a time: the step time a training run
 sees, with the costs that do not shrink with fewer tokens.
 
+`--precisions=float32,bfloat16,float16` prints one table per precision
+(`runtime.mixed_precision_dtype`, float16 with loss scaling). On a CPU
+without native 16-bit matrix units these are figures, not targets.
+
 This is a benchmark that prints figures, not a test: it asserts nothing.
 """
 
+import contextlib
 import dataclasses
 import resource
 import statistics
@@ -34,9 +39,11 @@ from absl import app
 from absl import flags
 import orbit
 import tensorflow as tf
+import tf_keras
 
 from official.core import task_factory
 from official.core import train_utils
+from official.modeling import performance
 from official.nlp.data import pretrain_dataloader
 from official_td.benchmarks import bench_configs
 from official_td.benchmarks import flops
@@ -122,12 +129,45 @@ def time_interleaved(variants: List[Variant], batches, steps: int,
       variant.run(batches, first, min(block, steps - first))
 
 
-def run_model(name: str, flags_) -> List[Variant]:
-  """Benchmarks all variants at one model size and prints the table."""
+@contextlib.contextmanager
+def _precision(precision: str):
+  """Sets `precision`'s Keras policy for the process, as train.py does."""
+  previous = tf_keras.mixed_precision.global_policy()
+  performance.set_mixed_precision_policy(tf.as_dtype(precision))
+  try:
+    yield
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
+
+
+def run_model(name: str, flags_, precision: str = 'float32') -> List[Variant]:
+  """Benchmarks all variants at one model size and prints the table.
+
+  Args:
+    name: a model size (`bench_configs.model_size`).
+    flags_: the flags (or an object with the same fields).
+    precision: 'float32', 'bfloat16' or 'float16': the experiment's
+      `runtime.mixed_precision_dtype` (a mixed policy for the last two; for
+      float16 the optimizer gets loss scaling, as in train.py).
+  """
   size = bench_configs.model_size(name)
   configs = {v: bench_configs.experiment(v, size, flags_.data_dir,
                                          flags_.batch_size, flags_.sctd_every)
              for v in flags_.variants}
+  for config in configs.values():
+    config.runtime.mixed_precision_dtype = precision
+  # The whole run under the policy: Keras builds some sublayers (the MLM
+  # head's) at the first call, with the policy in force then.
+  with _precision(precision):
+    variants, batches = _build_variants(configs, flags_)
+    for variant in variants:
+      warm_up(variant, batches, flags_.warmup)
+    time_interleaved(variants, batches, flags_.steps, flags_.block)
+  print_table(name, size, variants, configs, flags_, precision)
+  return variants
+
+
+def _build_variants(configs, flags_) -> Tuple[List[Variant], list]:
   if flags_.through_trainer:
     if flags_.jit_compile:
       raise ValueError('--jit_compile compiles the bare step; with '
@@ -139,11 +179,7 @@ def run_model(name: str, flags_) -> List[Variant]:
     batches = real_batches(next(iter(configs.values())), flags_.num_batches)
     variants = [build_variant(v, c, flags_.jit_compile)
                 for v, c in configs.items()]
-  for variant in variants:
-    warm_up(variant, batches, flags_.warmup)
-  time_interleaved(variants, batches, flags_.steps, flags_.block)
-  print_table(name, size, variants, configs, flags_)
-  return variants
+  return variants, batches
 
 
 def paired_ratio(times_ms: List[float],
@@ -165,7 +201,8 @@ def paired_ratio(times_ms: List[float],
   return low, mid, high
 
 
-def print_table(name, size, variants, configs, flags_) -> None:
+def print_table(name, size, variants, configs, flags_,
+                precision='float32') -> None:
   config = next(iter(configs.values()))
   seq_length = config.task.train_data.seq_length
   flop_size = flops.ModelSize(
@@ -179,7 +216,7 @@ def print_table(name, size, variants, configs, flags_) -> None:
                                    drop.drop_start_layer, drop.drop_end_layer)
   medians = {v.name: statistics.median(v.times_ms) for v in variants}
   base = medians.get('baseline')
-  print(f'\n## {name} {size}, seq_length {seq_length}, batch '
+  print(f'\n## {name} {size}, {precision}, seq_length {seq_length}, batch '
         f'{flags_.batch_size}, {flags_.steps} timed steps after '
         f'{flags_.warmup} warm-up, '
         + ('through the Model Garden trainer (its own input pipeline; '
@@ -220,7 +257,8 @@ def print_table(name, size, variants, configs, flags_) -> None:
 
 def main(_):
   for name in flags.FLAGS.models:
-    run_model(name, flags.FLAGS)
+    for precision in flags.FLAGS.precisions:
+      run_model(name, flags.FLAGS, precision)
 
 
 if __name__ == '__main__':
@@ -240,6 +278,9 @@ if __name__ == '__main__':
   flags.DEFINE_integer('num_batches', 8, 'Distinct real batches cycled.')
   flags.DEFINE_integer('sctd_every', 10, 'ScTD period F.')
   flags.DEFINE_bool('jit_compile', False, 'Compile steps with XLA.')
+  flags.DEFINE_list('precisions', ['float32'], 'One table per precision '
+                    '(runtime.mixed_precision_dtype): float32, bfloat16, '
+                    'float16.')
   flags.DEFINE_bool('through_trainer', False, 'Step through the Model Garden '
                     'trainer (its own tf.data pipeline, metrics and loop, '
                     'as train.py) instead of calling train_step on cached '

@@ -14,10 +14,10 @@ import tensorflow as tf
 
 def cls_kl_divergence(full_states: tf.Tensor,
                       dropped_states: tf.Tensor) -> tf.Tensor:
-  """KL(P_full || P_dropped) of the [CLS] states, mean over the batch.
+  """KL(P_full || P_dropped) of the [CLS] states, one per sequence.
 
   Each [CLS] vector is turned into a distribution by a softmax over the
-  hidden dimension.
+  hidden dimension, in float32.
 
   Args:
     full_states: `[batch, seq_len, hidden]` float, a layer's output of the
@@ -26,21 +26,28 @@ def cls_kl_divergence(full_states: tf.Tensor,
       ([CLS], at position 0, is always kept).
 
   Returns:
-    Scalar float32, >= 0 (nats). Gradients flow into both passes.
+    `[batch]` float32, >= 0 (nats). Gradients flow into both passes, as in
+    the authors' code (no stop-gradient on the full pass).
   """
   full = tf.cast(full_states[:, 0, :], tf.float32)
   dropped = tf.cast(dropped_states[:, 0, :], tf.float32)
   log_p = tf.nn.log_softmax(full, axis=-1)
   log_q = tf.nn.log_softmax(dropped, axis=-1)
-  return tf.reduce_mean(
-      tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1))
+  return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
 
 
 def consistency_loss(full_outputs: Dict[str, List[tf.Tensor]],
                      dropped_outputs: Dict[str, List[tf.Tensor]],
                      layers: Sequence[int],
-                     weights: Sequence[float]) -> tf.Tensor:
-  """Weighted sum of `cls_kl_divergence` at the given encoder layers.
+                     weights: Sequence[float],
+                     normalizer: tf.Tensor) -> tf.Tensor:
+  """`sum_i weights[i] * sum_b KL_i(b) / normalizer`, at the given layers.
+
+  The authors (fairseq) sum each KL over the batch and divide the whole
+  criterion, MLM loss included, by the number of masked tokens; added to a
+  mean MLM loss, their term is this one with `normalizer` = the number of
+  weighted MLM targets. `normalizer` = batch size weights the per-sequence
+  mean KL instead.
 
   Args:
     full_outputs: encoder outputs of the full pass, with `encoder_outputs`
@@ -49,6 +56,8 @@ def consistency_loss(full_outputs: Dict[str, List[tf.Tensor]],
     layers: layer indices into `encoder_outputs`; -2, -1 (the penultimate
       and last) in the paper.
     weights: one weight per layer; 0.05 each in the authors' code.
+    normalizer: scalar float32 > 0, what the batch sums are divided by
+      (0 gives 0).
 
   Returns:
     Scalar float32.
@@ -61,7 +70,7 @@ def consistency_loss(full_outputs: Dict[str, List[tf.Tensor]],
                      f'weights={weights}.')
   total = tf.constant(0.0)
   for layer, weight in zip(layers, weights):
-    total += weight * cls_kl_divergence(
+    total += weight * tf.reduce_sum(cls_kl_divergence(
         full_outputs['encoder_outputs'][layer],
-        dropped_outputs['encoder_outputs'][layer])
-  return total
+        dropped_outputs['encoder_outputs'][layer]))
+  return tf.math.divide_no_nan(total, tf.cast(normalizer, tf.float32))

@@ -22,11 +22,14 @@ from typing import Dict, Optional, Tuple
 import tensorflow as tf
 import tf_keras
 
+from official.modeling import tf_utils
 from official.nlp.modeling import networks
 from official_td.modeling import token_importance
 
-IMPORTANCE_KEY = 'token_importance'
 KEPT_POSITIONS_KEY = 'kept_positions'
+# BertEncoderV2 options whose extra outputs or inputs the dropping path lacks.
+UNSUPPORTED_OPTIONS = ('return_attention_scores', 'return_word_embeddings',
+                       'with_dense_inputs')
 _KEPT_TOKENS_SCOPE = 'kept_tokens'  # selection, gathers and merges
 
 
@@ -63,6 +66,38 @@ def resolve_layer_split(num_layers: int, drop_start_layer: int = -1,
   return start, end
 
 
+def encoder_kwargs(bert) -> Dict[str, object]:
+  """`BertEncoderV2` arguments from a `BertEncoderConfig`, field by field as
+  `official.nlp.configs.encoders.build_encoder` maps them.
+
+  Args:
+    bert: `official.nlp.configs.encoders.BertEncoderConfig`.
+
+  Returns:
+    Keyword arguments for `TokenDropEncoder` (besides the dropping ones).
+    `UNSUPPORTED_OPTIONS` are passed through, so that the constructor
+    refuses them when set.
+  """
+  return dict(
+      vocab_size=bert.vocab_size,
+      hidden_size=bert.hidden_size,
+      num_layers=bert.num_layers,
+      num_attention_heads=bert.num_attention_heads,
+      inner_dim=bert.intermediate_size,
+      inner_activation=tf_utils.get_activation(bert.hidden_activation),
+      output_dropout=bert.dropout_rate,
+      attention_dropout=bert.attention_dropout_rate,
+      max_sequence_length=bert.max_position_embeddings,
+      type_vocab_size=bert.type_vocab_size,
+      initializer=tf_keras.initializers.TruncatedNormal(
+          stddev=bert.initializer_range),
+      output_range=bert.output_range,
+      embedding_width=bert.embedding_size,
+      norm_first=bert.norm_first,
+      return_attention_scores=bert.return_attention_scores,
+      return_word_embeddings=bert.return_word_embeddings)
+
+
 def num_kept_tokens(seq_length: int, keep_ratio: float) -> int:
   """K for a sequence length: `round(keep_ratio * seq_length)`, at least 1.
 
@@ -80,38 +115,46 @@ class TokenDropEncoder(networks.BertEncoderV2):
   """`BertEncoderV2` that drops unimportant tokens from its middle layers.
 
   Inputs: a dict with `input_word_ids`, `input_mask`, `input_type_ids`
-  (`[batch, seq_len]` int32) and, to drop tokens, `token_importance`
-  (`[batch, seq_len]` float32, from `TokenImportanceRecorder` or any other
-  scorer; higher is kept first). `seq_len` must be static.
+  (`[batch, seq_len]` int32) and, to drop tokens, `kept_positions`
+  (`[batch, K]` int32, ascending within each row: the positions the middle
+  layers process). `seq_len` must be static. `select_kept_positions` turns
+  importance scores (from `TokenImportanceRecorder` or any other scorer) into
+  kept positions.
 
-  Tokens are dropped only when `training` is true and `token_importance` is
+  The encoder takes positions, not scores, on purpose: under a mixed-precision
+  policy Keras casts every float input of a layer (and of a model around it)
+  to the compute dtype, and scores ranked in bfloat16 or float16 tie or
+  overflow. Positions are int32 and pass through untouched; the ranking
+  happens in float32 before the call.
+
+  Tokens are dropped only when `training` is true and `kept_positions` is
   given; otherwise (evaluation, fine-tuning, export) this is exactly
-  `BertEncoderV2`. When dropping, K = `num_kept_tokens(seq_len, keep_ratio)`
-  positions per sequence are kept, the top K by importance, ties broken at
-  random.
+  `BertEncoderV2`.
 
   Outputs: `BertEncoderV2`'s dict: `sequence_output` `[batch, seq_len,
   hidden]`, `pooled_output` `[batch, hidden]` and `encoder_outputs` (one
   `[batch, seq_len, hidden]` per layer; for a middle layer, its kept tokens'
   states merged with the dropped tokens' skipped states). When dropping, also
-  `kept_positions` `[batch, K]` int32, ascending.
+  `kept_positions` `[batch, K]` int32, the input.
 
   Args:
     keep_ratio: share of tokens the middle layers process, in (0, 1]; 0.5 in
-      the paper.
+      the paper. `select_kept_positions` keeps
+      K = `num_kept_tokens(seq_len, keep_ratio)` per sequence.
     drop_start_layer: boundary layer index, -1 for L/2 - 1.
     drop_end_layer: last kept-only layer index, -1 for L - 2.
     **kwargs: `BertEncoderV2` arguments (`vocab_size`, `num_layers`, ...).
 
   Raises:
     ValueError: `keep_ratio` outside (0, 1], an impossible layer split (see
-      `resolve_layer_split`), or `return_attention_scores` /
-      `with_dense_inputs`, which dropping does not support.
+      `resolve_layer_split`), or `return_attention_scores`,
+      `return_word_embeddings` or `with_dense_inputs`, which dropping does
+      not support.
   """
 
   def __init__(self, keep_ratio: float = 0.5, drop_start_layer: int = -1,
                drop_end_layer: int = -1, **kwargs):
-    for unsupported in ('return_attention_scores', 'with_dense_inputs'):
+    for unsupported in UNSUPPORTED_OPTIONS:
       if kwargs.get(unsupported):
         raise ValueError(f'TokenDropEncoder does not support {unsupported}.')
     super().__init__(**kwargs)
@@ -128,22 +171,45 @@ class TokenDropEncoder(networks.BertEncoderV2):
     """(boundary layer, last kept-only layer), resolved."""
     return self._drop_start, self._drop_end
 
+  def select_kept_positions(self, importance: tf.Tensor,
+                            seed: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """The `kept_positions` input for given importance scores.
+
+    Args:
+      importance: `[batch, seq_len]` float32 scores, higher kept first;
+        `seq_len` static. Call this outside any mixed-precision Keras call,
+        so that the scores are ranked in float32.
+      seed: `[2]` int32 stateless seed of the random tie-break
+        (`token_importance.step_seed`); None draws from the global
+        generator.
+
+    Returns:
+      `[batch, K]` int32 positions, ascending, K = `num_kept_tokens(seq_len,
+      keep_ratio)`.
+
+    Raises:
+      ValueError: `seq_len` is not static.
+    """
+    seq_length = importance.shape[1]
+    if seq_length is None:
+      raise ValueError('Token dropping needs a static sequence length; batch '
+                       'the input with fixed-length sequences.')
+    with tf.name_scope(_KEPT_TOKENS_SCOPE):  # named for profiles
+      return token_importance.select_kept_positions(
+          importance, num_kept_tokens(seq_length, self._keep_ratio), seed)
+
   def call(self, inputs: Dict[str, tf.Tensor],
            training: Optional[bool] = None) -> Dict[str, tf.Tensor]:
     if not isinstance(inputs, dict):
       raise ValueError('TokenDropEncoder takes a dict of inputs.')
-    importance = inputs.get(IMPORTANCE_KEY)
-    if importance is None or not _is_true(training):
+    kept = inputs.get(KEPT_POSITIONS_KEY)
+    if kept is None or not _is_true(training):
       return super().call(inputs)
-
-    word_ids = inputs['input_word_ids']
-    seq_length = word_ids.shape[1]
-    if seq_length is None:
-      raise ValueError('Token dropping needs a static sequence length; batch '
-                       'the input with fixed-length sequences.')
-    num_kept = num_kept_tokens(seq_length, self._keep_ratio)
-    with tf.name_scope(_KEPT_TOKENS_SCOPE):  # named for profiles
-      kept = token_importance.select_kept_positions(importance, num_kept)
+    if kept.dtype not in (tf.int32, tf.int64):
+      raise ValueError(f'{KEPT_POSITIONS_KEY} must be int32 positions '
+                       f'`[batch, K]`, got {kept.dtype}; make them with '
+                       '`select_kept_positions(importance)`.')
+    kept = tf.cast(kept, tf.int32)
 
     embeddings = self._embed(inputs)
     attention_mask = self._attention_mask_layer(embeddings,
@@ -219,6 +285,13 @@ def _scatter_indices(kept: tf.Tensor) -> tf.Tensor:
 def _merge(full: tf.Tensor, kept_states: tf.Tensor,
            scatter_indices: tf.Tensor) -> tf.Tensor:
   """Writes `kept_states` `[B, K, H]` into `full` `[B, L, H]` at the kept
-  positions (`_scatter_indices` of them)."""
+  positions (`_scatter_indices` of them), in `full`'s dtype.
+
+  Under a mixed policy the two can differ: with `drop_start_layer=0`, `full`
+  is the embedding LayerNorm's float32 output and `kept_states` a layer's
+  output in the compute dtype. The next layer casts its input to the compute
+  dtype anyway.
+  """
   with tf.name_scope(_KEPT_TOKENS_SCOPE):
-    return tf.tensor_scatter_nd_update(full, scatter_indices, kept_states)
+    return tf.tensor_scatter_nd_update(full, scatter_indices,
+                                       tf.cast(kept_states, full.dtype))

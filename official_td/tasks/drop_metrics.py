@@ -9,7 +9,7 @@
                                 tokens as text (`top_dropped_text`)
 
 Regular tokens are real (`input_mask` 1) and not special ([CLS], [SEP],
-[MASK], [PAD] have infinite scores).
+[MASK], [PAD]: `token_importance.is_special_score`).
 """
 
 from typing import Dict, List, Sequence
@@ -17,6 +17,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 import tf_keras
+
+from official_td.modeling import token_importance
 
 DROPPED_SHARE = 'dropped_share_of_mlm_targets'
 MEAN_KEPT = 'mean_importance_kept'
@@ -100,7 +102,7 @@ def update(metrics: Dict[str, tf_keras.metrics.Metric],
                                     weights),
         sample_weight=tf.reduce_sum(weights))
   regular = (tf.cast(features['input_mask'], tf.bool)
-             & ~tf.math.is_inf(importance))
+             & ~token_importance.is_special_score(importance))
   finite = tf.where(regular, importance, tf.zeros_like(importance))
   for name, where in ((MEAN_KEPT, regular & kept),
                       (MEAN_DROPPED, regular & ~kept)):

@@ -11,6 +11,7 @@ from typing import List
 import tensorflow as tf
 
 from official.nlp.configs import encoders
+from official_td.configs import token_drop_config
 from official_td.data import vocabulary as vocabulary_lib
 from official_td.modeling import token_drop_encoder
 
@@ -63,6 +64,27 @@ def _check_first_record(path: str, setting: str) -> None:
                      f'examples (features: {sorted(features)}).')
 
 
+def check_encoder_options(encoder: encoders.EncoderConfig) -> None:
+  """Refuses `BertEncoderConfig` options the token-dropping encoder lacks.
+
+  Every other field is built as `official.nlp.configs.encoders.
+  build_encoder` builds it (`token_drop_encoder.encoder_kwargs`).
+  `return_all_encoder_outputs` needs nothing: the dict outputs always hold
+  `encoder_outputs`.
+
+  Raises:
+    ValueError: naming the option and the fix.
+  """
+  bert = encoder.get()
+  for option in token_drop_encoder.UNSUPPORTED_OPTIONS:
+    if getattr(bert, option, False):
+      raise ValueError(
+          f'task.model.encoder.{encoder.type}.{option}=true is not supported '
+          'by the token-dropping encoder (its dropping path has no such '
+          'output). Set it to false for pretraining; the exported encoder is '
+          'an ordinary BertEncoderV2 that supports it.')
+
+
 def check_vocab_matches_encoder(vocab: vocabulary_lib.Vocabulary,
                                 encoder: encoders.EncoderConfig) -> None:
   """Raises ValueError if the vocabulary size differs from the encoder's."""
@@ -80,7 +102,9 @@ def check_data_metadata(files: List[str], vocab: vocabulary_lib.Vocabulary,
   """Checks `metadata.json` beside the data (if present) against the config.
 
   Raises:
-    ValueError: the data was made with another vocabulary or sequence length.
+    ValueError: the data was made with another vocabulary or sequence
+      length, or a matched file is not one that metadata.json lists (a shard
+      of another run).
   """
   for directory in sorted({os.path.dirname(f) for f in files}):
     path = os.path.join(directory, 'metadata.json')
@@ -93,6 +117,17 @@ def check_data_metadata(files: List[str], vocab: vocabulary_lib.Vocabulary,
           f'The data of {setting} ({path}) was tokenized with '
           f'{metadata.get("vocab_file")!r}, not with {vocab.path!r} (their '
           'contents differ). Use the same vocabulary for data and model.')
+    listed = set(metadata.get('train_files', [])
+                 + metadata.get('valid_files', []))
+    strays = sorted(os.path.basename(f) for f in files
+                    if os.path.dirname(f) == directory
+                    and os.path.basename(f) not in listed)
+    if listed and strays:
+      raise ValueError(
+          f'{setting} matches {", ".join(strays)} in {directory}, which its '
+          'metadata.json does not list: shards of another data-prep run. '
+          'Remove them, or re-create the folder with '
+          '`python -m data_prep.create_pretraining_data`.')
     if metadata.get('seq_length') not in (None, seq_length):
       raise ValueError(
           f'The data of {setting} ({path}) has sequences of '
@@ -130,6 +165,9 @@ def check_sctd_settings(sctd, strategy: str, num_layers: int) -> None:
   if strategy == 'none':
     raise ValueError('task.sctd.enabled needs token dropping: the baseline '
                      "(task.strategy='none') has nothing to make consistent.")
+  if sctd.kl_normalization not in token_drop_config.KL_NORMALIZATIONS:
+    raise ValueError(f'task.sctd.kl_normalization={sctd.kl_normalization!r} '
+                     f'is not one of {token_drop_config.KL_NORMALIZATIONS}.')
   if sctd.every_n_steps < 1:
     raise ValueError('task.sctd.every_n_steps must be >= 1, got '
                      f'{sctd.every_n_steps}.')

@@ -9,7 +9,7 @@ baseline: no scoring, no dropping.
 """
 
 import dataclasses
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import tensorflow as tf
 import tf_keras
@@ -29,6 +29,10 @@ from official_td.tasks import input_checks
 
 STRATEGIES = ('dynamic', 'static', 'random', 'none')
 CONSISTENCY_LOSS = 'consistency_loss'
+# The step's float32 scores, among the outputs passed to process_metrics.
+IMPORTANCE_KEY = 'token_importance'
+# Weighted MLM targets with a NaN or infinite loss, left out of the table.
+NONFINITE_TARGETS = 'nonfinite_mlm_targets'
 
 
 @dataclasses.dataclass
@@ -82,6 +86,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
                        'task.train_data.use_next_sentence_label=false.')
     vocab = vocabulary_lib.Vocabulary(params.token_drop.vocab_file,
                                       lower_case=params.token_drop.lower_case)
+    input_checks.check_encoder_options(encoder)
     input_checks.check_vocab_matches_encoder(vocab, encoder)
     for name in ('train_data', 'validation_data'):
       data = getattr(params, name)
@@ -118,21 +123,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
         keep_ratio=drop.keep_ratio,
         drop_start_layer=drop.drop_start_layer,
         drop_end_layer=drop.drop_end_layer,
-        vocab_size=bert.vocab_size,
-        hidden_size=bert.hidden_size,
-        num_layers=bert.num_layers,
-        num_attention_heads=bert.num_attention_heads,
-        inner_dim=bert.intermediate_size,
-        inner_activation=tf_utils.get_activation(bert.hidden_activation),
-        output_dropout=bert.dropout_rate,
-        attention_dropout=bert.attention_dropout_rate,
-        max_sequence_length=bert.max_position_embeddings,
-        type_vocab_size=bert.type_vocab_size,
-        initializer=tf_keras.initializers.TruncatedNormal(
-            stddev=bert.initializer_range),
-        output_range=bert.output_range,
-        embedding_width=bert.embedding_size,
-        norm_first=bert.norm_first)
+        **token_drop_encoder.encoder_kwargs(bert))
     model = models.BertPretrainerV2(
         encoder_network=encoder,
         mlm_activation=tf_utils.get_activation(config.mlm_activation),
@@ -146,6 +137,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
         vocab_size=bert.vocab_size,
         pad_id=special.pad,
         always_keep_ids=special.always_kept,
+        cls_id=special.cls,
         beta=drop.importance_beta,
         initial_score=drop.importance_initial_score,
         strategy='dynamic' if strategy == 'none' else strategy,
@@ -183,6 +175,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
     metrics = super().build_metrics(training)
     if training and self.drops_tokens:
       metrics.extend(drop_metrics.build(self._vocab.size))
+      metrics.append(tf_keras.metrics.Sum(name=NONFINITE_TARGETS))
     if training and self.task_config.sctd.enabled:
       metrics.append(tf_keras.metrics.Mean(name=CONSISTENCY_LOSS))
     return metrics
@@ -191,15 +184,22 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
                  optimizer: tf_keras.optimizers.Optimizer, metrics):
     """Forward with dropping, backward, then the importance update.
 
+    Scores and the top-K choice are computed here in float32, outside any
+    Keras call (which would cast them to a mixed policy's compute dtype);
+    the encoder receives int32 kept positions. Random draws come from
+    `token_importance.step_seed` (run seed, step, replica).
+
     With ScTD, every F-th step takes the branch of a `tf.cond` that also runs
     the full pass. Each branch computes its own gradients: differentiating
     through the cond instead fails to compile with XLA in TF 2.20
     (StridedSliceGrad of the position embedding gets an unknown shape).
     """
     model_inputs = dict(inputs)
+    importance = None
     if self.drops_tokens:
-      model_inputs[token_drop_encoder.IMPORTANCE_KEY] = (
-          model.importance_recorder(inputs['input_word_ids']))
+      importance, kept = self.kept_positions(model, inputs,
+                                             optimizer.iterations)
+      model_inputs[token_drop_encoder.KEPT_POSITIONS_KEY] = kept
     has_grad = []  # which trainable variables get a gradient, set in tracing
     by_name = {m.name: m for m in metrics}
     sctd = self.task_config.sctd
@@ -208,15 +208,16 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
           tf.math.floormod(optimizer.iterations, sctd.every_n_steps), 0)
       step = tf.cond(
           is_sctd_step,
-          lambda: self._forward_backward(model, model_inputs, has_grad,
-                                         True),
-          lambda: self._forward_backward(model, model_inputs, has_grad,
-                                         False))
+          lambda: self._forward_backward(model, optimizer, model_inputs,
+                                         has_grad, True),
+          lambda: self._forward_backward(model, optimizer, model_inputs,
+                                         has_grad, False))
       by_name[CONSISTENCY_LOSS].update_state(
           step['consistency_loss'],
           sample_weight=tf.cast(is_sctd_step, tf.float32))
     else:
-      step = self._forward_backward(model, model_inputs, has_grad, False)
+      step = self._forward_backward(model, optimizer, model_inputs, has_grad,
+                                    False)
     # Variables cannot pass through tf.cond: pair the gradients here (the
     # model is built by now, so the list is complete).
     tvars = [v for v, used in zip(model.trainable_variables, has_grad)
@@ -227,19 +228,56 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
       model.importance_recorder.update(inputs['masked_lm_ids'],
                                        outputs['mlm_losses'],
                                        inputs['masked_lm_weights'])
+      outputs[IMPORTANCE_KEY] = importance
+      by_name[NONFINITE_TARGETS].update_state(tf.reduce_sum(tf.cast(
+          token_importance.nonfinite_targets(outputs['mlm_losses'],
+                                             inputs['masked_lm_weights']),
+          tf.float32)))
     by_name['lm_example_loss'].update_state(step['mlm_loss'])
     self.process_metrics(metrics, inputs, outputs)
     return {self.loss: step['loss']}
 
-  def _forward_backward(self, model, model_inputs, has_grad: List[bool],
+  def kept_positions(self, model: tf_keras.Model,
+                     features: Dict[str, tf.Tensor],
+                     step: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """What a training step at `step` keeps of `features`, on this replica.
+
+    Args:
+      model: from `build_model`.
+      features: the batch; `input_word_ids` `[batch, seq_len]` int32.
+      step: scalar int, the global step (`optimizer.iterations`).
+
+    Returns:
+      `(importance, kept)`: `[batch, seq_len]` float32 scores and
+      `[batch, K]` int32 kept positions, ascending. A function of the run
+      seed, the step, the replica and the table, whatever the precision
+      policy.
+    """
+    tie_break_seed, score_seed = tf.unstack(
+        tf.random.experimental.stateless_split(
+            token_importance.step_seed(self.task_config.token_drop.seed, step),
+            num=2))
+    importance = model.importance_recorder(features['input_word_ids'],
+                                           seed=score_seed)
+    kept = model.encoder_network.select_kept_positions(importance,
+                                                       seed=tie_break_seed)
+    return importance, kept
+
+  def _forward_backward(self, model, optimizer, model_inputs,
+                        has_grad: List[bool],
                         with_consistency: bool) -> Dict[str, object]:
     """One forward and backward pass; returns losses, gradients, outputs.
 
     The returned structure is the same with and without the consistency
     term, as `tf.cond` needs; `grads` holds the non-None gradients, and
     `has_grad` (filled on first call, checked on later ones) says which
-    of `model.trainable_variables` they belong to.
+    of `model.trainable_variables` they belong to. Under `mixed_float16`
+    the optimizer is a `LossScaleOptimizer` (the Model Garden wraps it when
+    `runtime.mixed_precision_dtype=float16`): the loss is scaled and the
+    gradients unscaled, as `base_task.Task.train_step` does.
     """
+    loss_scaling = isinstance(optimizer,
+                              tf_keras.mixed_precision.LossScaleOptimizer)
     with tf.GradientTape() as tape:
       outputs = model(model_inputs, training=True)
       mlm_losses = self.mlm_losses(model_inputs, outputs)
@@ -253,6 +291,8 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
       scaled_loss = loss
       if self.task_config.scale_loss:
         scaled_loss /= tf.distribute.get_strategy().num_replicas_in_sync
+      if loss_scaling:
+        scaled_loss = optimizer.get_scaled_loss(scaled_loss)
     grads = tape.gradient(scaled_loss, model.trainable_variables)
     # MLM-only pretraining gives the pooler no gradient (there is no
     # next-sentence head), with or without the consistency term.
@@ -260,16 +300,17 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
     if has_grad and has_grad != used:
       raise ValueError('The ScTD and plain steps train different variables.')
     has_grad[:] = used
+    grads = [g for g in grads if g is not None]
+    if loss_scaling:
+      grads = optimizer.get_unscaled_gradients(grads)
     kept_outputs = {'mlm_logits': outputs['mlm_logits'],
                     'mlm_losses': mlm_losses}
-    for key in (token_drop_encoder.KEPT_POSITIONS_KEY,
-                token_drop_encoder.IMPORTANCE_KEY):
-      source = outputs if key in outputs else model_inputs
-      if key in source:
-        kept_outputs[key] = source[key]
+    if token_drop_encoder.KEPT_POSITIONS_KEY in outputs:
+      kept_outputs[token_drop_encoder.KEPT_POSITIONS_KEY] = outputs[
+          token_drop_encoder.KEPT_POSITIONS_KEY]
     return {'loss': loss, 'mlm_loss': mlm_loss,
             'consistency_loss': consistency_loss,
-            'grads': [g for g in grads if g is not None],
+            'grads': grads,
             'outputs': kept_outputs}
 
   def _consistency_loss(self, model, model_inputs, dropped_outputs):
@@ -280,13 +321,17 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
     full_outputs = model(
         {k: model_inputs[k] for k in ('input_word_ids', 'input_mask',
                                       'input_type_ids')}, training=True)
+    if sctd.kl_normalization == 'masked_tokens':
+      normalizer = tf.reduce_sum(model_inputs['masked_lm_weights'])
+    else:
+      normalizer = tf.shape(model_inputs['input_word_ids'])[0]
     return consistency.consistency_loss(full_outputs, dropped_outputs,
-                                        sctd.layers, sctd.weights)
+                                        sctd.layers, sctd.weights, normalizer)
 
   def process_metrics(self, metrics, labels, model_outputs):
     super().process_metrics(metrics, labels, model_outputs)
     kept = model_outputs.get(token_drop_encoder.KEPT_POSITIONS_KEY)
-    importance = model_outputs.get(token_drop_encoder.IMPORTANCE_KEY)
+    importance = model_outputs.get(IMPORTANCE_KEY)
     if kept is not None and importance is not None:
       drop_metrics.update({m.name: m for m in metrics}, labels, importance,
                           kept)
