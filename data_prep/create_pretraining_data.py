@@ -23,11 +23,12 @@ counts of the train split, for static dropping) and `metadata.json`.
 
 import dataclasses
 import glob
+import hashlib
 import json
 import os
 import random
 import time
-from typing import Iterable, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -236,10 +237,29 @@ class ShardedWriter:
     self._writers[self.count % len(self._writers)].write(record)
     self.count += 1
 
-  def close(self) -> None:
+  def close(self) -> Dict[str, dict]:
+    """Closes the shards; returns `describe_shard` of each, by file name."""
     for writer, path in zip(self._writers, self.paths):
       writer.close()
       os.replace(path + '.partial', path)
+    shards = len(self.paths)
+    return {os.path.basename(path): describe_shard(
+        path, self.count // shards + (i < self.count % shards))
+            for i, path in enumerate(self.paths)}
+
+
+def describe_shard(path: str, records: int) -> dict:
+  """What `metadata.json` keeps of a shard: bytes, records and SHA-256.
+
+  The size is checked before every training run (cheap, and it catches a
+  truncated or partly copied file); the checksum is there for a full check.
+  """
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return dict(bytes=os.path.getsize(path), records=records,
+              sha256=digest.hexdigest())
 
 
 def create_pretraining_data(corpus: str, vocab_file: str, output_dir: str,
@@ -284,7 +304,7 @@ def create_pretraining_data(corpus: str, vocab_file: str, output_dir: str,
         if writer.count % 5000 == 0:
           logging.info('%s: %d sequences written (%.0f s).', split,
                        writer.count, time.time() - start)
-    writer.close()
+    metadata.setdefault('shards', {}).update(writer.close())
     metadata[f'{split}_sequences'] = writer.count
     metadata[f'{split}_files'] = [os.path.basename(p) for p in writer.paths]
   metadata['frequency_file'] = os.path.basename(

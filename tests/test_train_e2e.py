@@ -17,17 +17,22 @@ from tests import task_configs
 _TIMEOUT_S = 300
 
 
-def _config_file(directory, train_steps):
-  """A YAML config: the tiny model on the real test TFRecords."""
+def _config_file(directory, train_steps, name='tiny', **trainer):
+  """A YAML config: the tiny model on the real test TFRecords.
+
+  `trainer` overrides the trainer settings below (e.g. steps_per_loop).
+  """
   config = task_configs.tiny_experiment()
-  config.override({'trainer': {
+  settings = {
       'train_steps': train_steps, 'steps_per_loop': 2, 'summary_interval': 2,
       'checkpoint_interval': 2, 'validation_interval': 4,
       'validation_steps': 2,
       'optimizer_config': {'learning_rate': {'polynomial': {
           'decay_steps': 100}}, 'warmup': {'polynomial': {
-              'warmup_steps': 2}}}}})
-  path = os.path.join(directory, f'tiny_{train_steps}.yaml')
+              'warmup_steps': 2}}}}
+  settings.update(trainer)
+  config.override({'trainer': settings})
+  path = os.path.join(directory, f'{name}_{train_steps}.yaml')
   with open(path, 'w') as f:
     yaml.safe_dump(config.as_dict(), f)
   return path

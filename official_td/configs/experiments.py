@@ -40,7 +40,9 @@ def _data(split: str, is_training: bool) -> cfg.DataConfig:
       is_training=is_training,
       seq_length=_SEQ_LENGTH,
       max_predictions_per_seq=_MAX_PREDICTIONS,
-      use_next_sentence_label=False)
+      use_next_sentence_label=False,
+      # A fixed order, so that a resumed run continues the same stream.
+      seed=1 if is_training else None)
 
 
 def _optimizer(train_steps: int) -> optimization.OptimizationConfig:
@@ -96,6 +98,8 @@ def _experiment(strategy: str, sctd: bool = False) -> cfg.ExperimentConfig:
           validation_interval=500,
           validation_steps=-1,
           max_to_keep=3,
+          # train.py saves and exits on SIGTERM itself (training/preemption).
+          preemption_on_demand_checkpoint=False,
           optimizer_config=_optimizer(train_steps)),
       restrictions=[
           'task.train_data.is_training != None',

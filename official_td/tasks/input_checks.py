@@ -6,7 +6,7 @@ how to fix it.
 
 import json
 import os
-from typing import List
+from typing import Dict, List
 
 import tensorflow as tf
 
@@ -128,11 +128,29 @@ def check_data_metadata(files: List[str], vocab: vocabulary_lib.Vocabulary,
           'metadata.json does not list: shards of another data-prep run. '
           'Remove them, or re-create the folder with '
           '`python -m data_prep.create_pretraining_data`.')
+    _check_shard_sizes(files, directory, metadata.get('shards', {}), setting)
     if metadata.get('seq_length') not in (None, seq_length):
       raise ValueError(
           f'The data of {setting} ({path}) has sequences of '
           f'{metadata["seq_length"]} tokens but {setting}.seq_length is '
           f'{seq_length}.')
+
+
+def _check_shard_sizes(files: List[str], directory: str,
+                       shards: Dict[str, dict], setting: str) -> None:
+  """Raises ValueError if a shard's size differs from its metadata entry."""
+  for path in files:
+    expected = shards.get(os.path.basename(path), {}).get('bytes')
+    if os.path.dirname(path) != directory or expected is None:
+      continue
+    size = tf.io.gfile.stat(path).length
+    if size != expected:
+      raise ValueError(
+          f'Input file {path!r} ({setting}) has {size:,} bytes but '
+          f'{directory}/metadata.json says it was written with {expected:,}: '
+          'it was truncated or changed after data prep. Re-create the folder '
+          'with `python -m data_prep.create_pretraining_data` (or copy the '
+          'file again).')
 
 
 def check_sequence_length(seq_length: int,

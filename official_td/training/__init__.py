@@ -1,0 +1,1 @@
+"""Running a pretraining job: resumption checks, checkpoints, preemption."""
