@@ -163,7 +163,7 @@ def run_model(name: str, flags_, precision: str = 'float32') -> List[Variant]:
     for variant in variants:
       warm_up(variant, batches, flags_.warmup)
     time_interleaved(variants, batches, flags_.steps, flags_.block)
-  print_table(name, size, variants, configs, flags_, precision)
+  print_table(name, size, variants, configs, flags_)
   return variants
 
 
@@ -201,9 +201,9 @@ def paired_ratio(times_ms: List[float],
   return low, mid, high
 
 
-def print_table(name, size, variants, configs, flags_,
-                precision='float32') -> None:
+def print_table(name, size, variants, configs, flags_) -> None:
   config = next(iter(configs.values()))
+  precision = config.runtime.mixed_precision_dtype or 'float32'
   seq_length = config.task.train_data.seq_length
   flop_size = flops.ModelSize(
       num_layers=size['num_layers'], hidden_size=size['hidden_size'],

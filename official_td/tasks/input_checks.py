@@ -117,18 +117,19 @@ def check_data_metadata(files: List[str], vocab: vocabulary_lib.Vocabulary,
           f'The data of {setting} ({path}) was tokenized with '
           f'{metadata.get("vocab_file")!r}, not with {vocab.path!r} (their '
           'contents differ). Use the same vocabulary for data and model.')
+    in_directory = [f for f in files if os.path.dirname(f) == directory]
     listed = set(metadata.get('train_files', [])
                  + metadata.get('valid_files', []))
-    strays = sorted(os.path.basename(f) for f in files
-                    if os.path.dirname(f) == directory
-                    and os.path.basename(f) not in listed)
+    strays = sorted(os.path.basename(f) for f in in_directory
+                    if os.path.basename(f) not in listed)
     if listed and strays:
       raise ValueError(
           f'{setting} matches {", ".join(strays)} in {directory}, which its '
           'metadata.json does not list: shards of another data-prep run. '
           'Remove them, or re-create the folder with '
           '`python -m data_prep.create_pretraining_data`.')
-    _check_shard_sizes(files, directory, metadata.get('shards', {}), setting)
+    _check_shard_sizes(in_directory, directory, metadata.get('shards', {}),
+                       setting)
     if metadata.get('seq_length') not in (None, seq_length):
       raise ValueError(
           f'The data of {setting} ({path}) has sequences of '
@@ -138,10 +139,11 @@ def check_data_metadata(files: List[str], vocab: vocabulary_lib.Vocabulary,
 
 def _check_shard_sizes(files: List[str], directory: str,
                        shards: Dict[str, dict], setting: str) -> None:
-  """Raises ValueError if a shard's size differs from its metadata entry."""
+  """Raises ValueError if a shard of `directory` (`files`, all in it) has
+  another size than its `metadata.json` entry."""
   for path in files:
     expected = shards.get(os.path.basename(path), {}).get('bytes')
-    if os.path.dirname(path) != directory or expected is None:
+    if expected is None:
       continue
     size = tf.io.gfile.stat(path).length
     if size != expected:

@@ -195,7 +195,6 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
     (StridedSliceGrad of the position embedding gets an unknown shape).
     """
     model_inputs = dict(inputs)
-    importance = None
     if self.drops_tokens:
       importance, kept = self.kept_positions(model, inputs,
                                              optimizer.iterations)
@@ -229,6 +228,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
                                        outputs['mlm_losses'],
                                        inputs['masked_lm_weights'])
       outputs[IMPORTANCE_KEY] = importance
+      outputs[token_drop_encoder.KEPT_POSITIONS_KEY] = kept
       by_name[NONFINITE_TARGETS].update_state(tf.reduce_sum(tf.cast(
           token_importance.nonfinite_targets(outputs['mlm_losses'],
                                              inputs['masked_lm_weights']),
@@ -303,15 +303,11 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
     grads = [g for g in grads if g is not None]
     if loss_scaling:
       grads = optimizer.get_unscaled_gradients(grads)
-    kept_outputs = {'mlm_logits': outputs['mlm_logits'],
-                    'mlm_losses': mlm_losses}
-    if token_drop_encoder.KEPT_POSITIONS_KEY in outputs:
-      kept_outputs[token_drop_encoder.KEPT_POSITIONS_KEY] = outputs[
-          token_drop_encoder.KEPT_POSITIONS_KEY]
     return {'loss': loss, 'mlm_loss': mlm_loss,
             'consistency_loss': consistency_loss,
             'grads': grads,
-            'outputs': kept_outputs}
+            'outputs': {'mlm_logits': outputs['mlm_logits'],
+                        'mlm_losses': mlm_losses}}
 
   def _consistency_loss(self, model, model_inputs, dropped_outputs):
     """ScTD's KL term from a full pass (no dropping) of the same batch."""
