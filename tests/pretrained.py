@@ -10,6 +10,7 @@ import tf_keras
 from data_prep import create_finetuning_data
 from official.core import task_factory
 from official.core import train_utils
+from official_td.serving import export_tfhub
 from tests import real_data
 from tests import task_configs
 
@@ -35,6 +36,14 @@ def model_dir() -> str:
   tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1).save(
       checkpoint_number=3)
   train_utils.serialize_config(config, directory)
+  return directory
+
+
+@functools.lru_cache(maxsize=None)
+def tfhub_export_dir() -> str:
+  """The tiny pretrained model exported by export_tfhub (encoder, preprocessing)."""
+  directory = os.path.join(tempfile.mkdtemp(prefix='td_export_'), 'export')
+  export_tfhub.export(model_dir(), directory)
   return directory
 
 

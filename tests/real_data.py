@@ -43,11 +43,11 @@ def corpus_slice(num_documents: int = 60) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def tfrecord_dir() -> str:
+def tfrecord_dir(vocab_file: str = VOCAB) -> str:
   """TFRecords (seq_length 32, 5 predictions) of real text; made once."""
   output_dir = tempfile.mkdtemp(prefix='td_data_')
   cpd.create_pretraining_data(
-      corpus_slice(), VOCAB, output_dir,
+      corpus_slice(), vocab_file, output_dir,
       cpd.MaskingConfig(seq_length=SEQ_LENGTH,
                         max_predictions_per_seq=MAX_PREDICTIONS),
       num_shards=2, validation_every=10)
@@ -55,9 +55,9 @@ def tfrecord_dir() -> str:
 
 
 def data_config(split: str = 'train', batch_size: int = 8,
-                is_training: bool = True):
+                is_training: bool = True, vocab_file: str = VOCAB):
   return pretrain_dataloader.BertPretrainDataConfig(
-      input_path=os.path.join(tfrecord_dir(), f'{split}-*.tfrecord'),
+      input_path=os.path.join(tfrecord_dir(vocab_file), f'{split}-*.tfrecord'),
       global_batch_size=batch_size, is_training=is_training,
       seq_length=SEQ_LENGTH, max_predictions_per_seq=MAX_PREDICTIONS,
       use_next_sentence_label=False, seed=1, deterministic=True)
@@ -78,3 +78,14 @@ def importance_like(word_ids: np.ndarray, seed: int = 0) -> tf.Tensor:
   rng = np.random.default_rng(seed)
   return tf.constant(rng.permutation(word_ids.size).reshape(word_ids.shape),
                      tf.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def sentences(count: int = 8) -> tuple:
+  """The first lines of the embedded corpus' first documents (real text)."""
+  found = []
+  for document in build_corpus.read_corpus(CORPUS):
+    found.append(document[0])
+    if len(found) == count:
+      return tuple(found)
+  return tuple(found)

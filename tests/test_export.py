@@ -15,16 +15,8 @@ from tests import pretrained
 from tests import real_data
 from tests import task_configs
 
-_EXPORT = {}
-
-
 def _export_dir():
-  """Exports the tiny pretrained model once."""
-  if 'dir' not in _EXPORT:
-    _EXPORT['dir'] = tf.io.gfile.join(
-        tf.compat.v1.test.get_temp_dir() or '/tmp', 'td_export')
-    export_tfhub.export(pretrained.model_dir(), _EXPORT['dir'])
-  return _EXPORT['dir']
+  return pretrained.tfhub_export_dir()
 
 
 def _keras_encoder():
@@ -107,7 +99,7 @@ class ExportTest(tf.test.TestCase):
     with open(params_path, 'w') as f:
       yaml.safe_dump(params, f)
     with self.assertRaisesRegex(ValueError,
-                                'has num_layers=4 but the config says 6'):
+                                r'has num_layers=4 \(config: 6\)'):
       export_tfhub.export(directory, self.create_tempdir().full_path)
 
   def test_vocabulary_of_another_size_fails(self):

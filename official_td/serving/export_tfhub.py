@@ -24,7 +24,6 @@ config and the vocabulary, so a mismatch fails with a message naming it.
 """
 
 import os
-import re
 from typing import Optional
 
 from absl import app
@@ -39,11 +38,7 @@ from official.nlp.configs import encoders
 from official.nlp.tools import export_tfhub_lib
 from official_td import registry_imports  # pylint: disable=unused-import
 from official_td.data import vocabulary as vocabulary_lib
-
-_EMBEDDINGS = 'masked_lm/embedding_table/.ATTRIBUTES/VARIABLE_VALUE'
-_POSITIONS = 'encoder/_position_embedding_layer/embeddings/.ATTRIBUTES/VARIABLE_VALUE'
-_LAYER = re.compile(r'^encoder/_transformer_layers/(\d+)/')
-
+from official_td.tasks import input_checks
 
 def read_experiment_config(model_dir: str) -> cfg.ExperimentConfig:
   """Reads MODEL_DIR/params.yaml into a token-dropping experiment config.
@@ -57,44 +52,6 @@ def read_experiment_config(model_dir: str) -> cfg.ExperimentConfig:
                             'folder train.py wrote, or pass --params_yaml.')
   return hyperparams.override_params_dict(
       exp_factory.get_exp_config('bert/token_drop'), path, is_strict=True)
-
-
-def check_checkpoint_matches(checkpoint: str,
-                             encoder: encoders.EncoderConfig,
-                             vocab: vocabulary_lib.Vocabulary) -> None:
-  """Compares the checkpoint's shapes with the config and the vocabulary.
-
-  Raises:
-    ValueError: naming what differs (vocabulary size, hidden size, number of
-      layers, position embeddings).
-  """
-  bert = encoder.get()
-  shapes = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
-  if _EMBEDDINGS not in shapes:
-    raise ValueError(f'{checkpoint} has no BERT pretrainer (no {_EMBEDDINGS}).')
-  ckpt_vocab, ckpt_width = shapes[_EMBEDDINGS]
-  ckpt_layers = 1 + max(int(m.group(1)) for m in map(_LAYER.match, shapes)
-                        if m)
-  ckpt_positions = shapes[_POSITIONS][0]
-  found = {
-      'vocab_size': (ckpt_vocab, bert.vocab_size),
-      'hidden_size (embedding width)': (
-          ckpt_width, bert.embedding_size or bert.hidden_size),
-      'num_layers': (ckpt_layers, bert.num_layers),
-      'max_position_embeddings': (ckpt_positions,
-                                  bert.max_position_embeddings),
-  }
-  for name, (in_checkpoint, in_config) in found.items():
-    if in_checkpoint != in_config:
-      raise ValueError(
-          f'The checkpoint {checkpoint} has {name}={in_checkpoint} but the '
-          f'config says {in_config}. Export with the config the checkpoint '
-          'was trained with (its params.yaml).')
-  if vocab.size != ckpt_vocab:
-    raise ValueError(
-        f'Vocabulary {vocab.path!r} has {vocab.size} ids but the checkpoint '
-        f'{checkpoint} has {ckpt_vocab}. Export with the vocabulary the '
-        'model was pretrained with.')
 
 
 def export(model_dir: str, export_dir: str,
@@ -121,7 +78,9 @@ def export(model_dir: str, export_dir: str,
   vocab = vocabulary_lib.Vocabulary(vocab_file or drop.vocab_file,
                                     lower_case=drop.lower_case)
   encoder = config.task.model.encoder
-  check_checkpoint_matches(checkpoint, encoder, vocab)
+  input_checks.check_checkpoint_matches(
+      checkpoint, encoder, vocab,
+      fix='Export with the config the checkpoint was trained with.')
   vocab_kwargs = dict(do_lower_case=vocab.lower_case, **(
       dict(sp_model_file=vocab.path) if vocab.is_sentencepiece
       else dict(vocab_file=vocab.path)))

@@ -6,7 +6,8 @@ how to fix it.
 
 import json
 import os
-from typing import Dict, List
+import re
+from typing import Dict, List, Optional
 
 import tensorflow as tf
 
@@ -95,6 +96,95 @@ def check_vocab_matches_encoder(vocab: vocabulary_lib.Vocabulary,
         f'task.model.encoder.{encoder.type}.vocab_size is {vocab_size}. Set '
         f'vocab_size={vocab.size}, or point vocab_file at the vocabulary the '
         'data was made with.')
+
+
+_VARIABLE = '/.ATTRIBUTES/VARIABLE_VALUE'
+_WORD_EMBEDDINGS = ('masked_lm/embedding_table',
+                    'encoder/_embedding_layer/embeddings')
+_POSITIONS = 'encoder/_position_embedding_layer/embeddings'
+_FIRST_LAYER = 'encoder/_transformer_layers/0/'
+_LAYER = re.compile(r'^encoder/_transformer_layers/(\d+)/')
+
+
+def check_checkpoint_matches(checkpoint: str,
+                             encoder: encoders.EncoderConfig,
+                             vocab: vocabulary_lib.Vocabulary,
+                             fix: str) -> None:
+  """Compares a BERT checkpoint's shapes with the config and the vocabulary.
+
+  Args:
+    checkpoint: a checkpoint path (prefix) whose root holds `encoder` (and
+      usually `masked_lm`), as train.py and `import_hf` write them.
+    encoder: the encoder config to compare with.
+    vocab: the vocabulary to compare with.
+    fix: the sentence of the error message that says what to do.
+
+  Raises:
+    ValueError: naming each size that differs (vocabulary, hidden size,
+      layers, attention heads, intermediate size, position embeddings).
+  """
+  bert = encoder.get()
+  shapes = {name[:-len(_VARIABLE)]: shape for name, shape in
+            tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map(
+            ).items() if name.endswith(_VARIABLE)}
+  embeddings = [shapes[k] for k in _WORD_EMBEDDINGS if k in shapes]
+  if not embeddings or _POSITIONS not in shapes:
+    raise ValueError(f'{checkpoint} holds no BERT encoder (no '
+                     f'{_WORD_EMBEDDINGS[1]}). {fix}')
+  query = shapes[_FIRST_LAYER + '_attention_layer/_query_dense/kernel']
+  found = {
+      'vocab_size': (embeddings[0][0], bert.vocab_size),
+      'hidden_size': (embeddings[0][1], bert.embedding_size or
+                      bert.hidden_size),
+      'num_layers': (1 + max(int(m.group(1)) for m in map(_LAYER.match, shapes)
+                             if m), bert.num_layers),
+      'num_attention_heads': (query[1], bert.num_attention_heads),
+      'intermediate_size': (
+          shapes[_FIRST_LAYER + '_intermediate_dense/kernel'][1],
+          bert.intermediate_size),
+      'max_position_embeddings': (shapes[_POSITIONS][0],
+                                  bert.max_position_embeddings),
+  }
+  differ = [f'{name}={ckpt} (config: {config})' for name, (ckpt, config)
+            in found.items() if ckpt != config]
+  if differ:
+    raise ValueError(f'The checkpoint {checkpoint} has ' + ', '.join(differ) +
+                     f'. {fix}')
+  if vocab.size != found['vocab_size'][0]:
+    raise ValueError(
+        f'Vocabulary {vocab.path!r} has {vocab.size} ids but the checkpoint '
+        f'{checkpoint} has {found["vocab_size"][0]}. {fix}')
+
+
+def check_init_checkpoint(init_checkpoint: str,
+                          encoder: encoders.EncoderConfig,
+                          vocab: vocabulary_lib.Vocabulary) -> Optional[str]:
+  """Checks `task.init_checkpoint` (a file prefix or a folder) before training.
+
+  Returns:
+    The checkpoint path, or None if `init_checkpoint` is empty.
+
+  Raises:
+    FileNotFoundError: it names nothing readable.
+    ValueError: its sizes differ from the config or the vocabulary.
+  """
+  if not init_checkpoint:
+    return None
+  path = init_checkpoint
+  if tf.io.gfile.isdir(path):
+    path = tf.train.latest_checkpoint(path)
+  if not path or not tf.io.gfile.exists(path + '.index'):
+    raise FileNotFoundError(
+        f'task.init_checkpoint={init_checkpoint!r} is not a checkpoint (no '
+        '.index file, or a folder with no `checkpoint` file). Point it at a '
+        'checkpoint prefix, e.g. runs/X/ckpt-1500, or at the folder '
+        'official_td.serving.import_hf wrote.')
+  check_checkpoint_matches(
+      path, encoder, vocab,
+      fix=('Set task.model.encoder and task.token_drop.vocab_file to the '
+           "checkpoint's (for an imported transformers model: "
+           '--config_file=IMPORT_DIR/continue_pretraining.yaml).'))
+  return path
 
 
 def check_data_metadata(files: List[str], vocab: vocabulary_lib.Vocabulary,

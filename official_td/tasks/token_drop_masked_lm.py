@@ -88,6 +88,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
                                       lower_case=params.token_drop.lower_case)
     input_checks.check_encoder_options(encoder)
     input_checks.check_vocab_matches_encoder(vocab, encoder)
+    input_checks.check_init_checkpoint(params.init_checkpoint, encoder, vocab)
     for name in ('train_data', 'validation_data'):
       data = getattr(params, name)
       if not data.input_path:
