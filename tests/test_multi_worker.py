@@ -113,11 +113,25 @@ class MultiWorkerTest(tf.test.TestCase):
     self.assertEndsWith(tf.train.latest_checkpoint(model_dir),
                         f'ckpt-{saved[0]}')
 
-    # Not tested: resuming the two workers. On this machine a
-    # MultiWorkerMirroredStrategy restart from a checkpoint hangs before its
-    # first step, with or without the preemption action (see the closing
-    # note of 2026-12-02); single-worker resumption is tested in
-    # test_preemption.
+    # Both resume from the chief's checkpoint and reach the final step.
+    runs = start_workers()
+    try:
+      statuses = [run.finish() for run in runs]
+    finally:
+      for run in runs:
+        run.kill()
+    for index, status in enumerate(statuses):
+      self.assertEqual(status, 0, f'worker {index} did not resume:\n'
+                       f'{runs[index].log[-3000:]}')
+      self.assertIn(f'step: {saved[0]:6d} | training until step 30',
+                    runs[index].log)
+    chief = tf.train.latest_checkpoint(model_dir)
+    self.assertEndsWith(chief, 'ckpt-30')
+    other = glob.glob(os.path.join(work, 'worker1_tmp', '**', 'ckpt-30.index'),
+                      recursive=True)
+    self.assertLen(other, 1)
+    self.assertAllEqual(_importance(other[0][:-len('.index')]),
+                        _importance(chief))
 
 
 if __name__ == '__main__':

@@ -102,6 +102,18 @@ class NewestReadableCheckpointTest(tf.test.TestCase):
   def test_no_checkpoint(self):
     self.assertIsNone(checkpoints.use_newest_readable_checkpoint(
         self.create_tempdir().full_path))
+    self.assertIsNone(checkpoints.newest_readable_checkpoint(
+        self.create_tempdir().full_path))
+
+  def test_other_workers_pick_the_same_checkpoint_and_change_nothing(self):
+    model_dir = self._checkpoints(3)
+    data = tf.io.gfile.glob(os.path.join(model_dir, 'ckpt-3.data-*'))[0]
+    with open(data, 'r+b') as f:
+      f.truncate(os.path.getsize(data) // 2)
+    self.assertEndsWith(checkpoints.newest_readable_checkpoint(model_dir),
+                        'ckpt-2')
+    self.assertTrue(os.path.exists(data))  # only the chief sets files aside
+    self.assertEndsWith(tf.train.latest_checkpoint(model_dir), 'ckpt-3')
 
 
 if __name__ == '__main__':

@@ -29,38 +29,82 @@ class StepBudgetTest(tf.test.TestCase):
 
 class TimeToQualityTest(tf.test.TestCase):
 
-  def test_runs_both_variants_within_the_budget(self):
+  def test_two_variants_interleaved_within_the_budget(self):
     output_dir = tempfile.mkdtemp(prefix='ttq_')
-    budget = 20.0
-    curves = time_to_quality.run(
-        ['baseline', 'dynamic'], 'L2_H32_A2_I64', real_data.tfrecord_dir(),
-        output_dir, batch_size=4, budget_seconds=budget, num_evals=2,
-        eval_batches=2, calibration_steps=2)
+    results_file = os.path.join(output_dir, 'results.json')
+    budget = 15.0
+    arms = time_to_quality.run(
+        ['baseline', 'dynamic'], 3, real_data.tfrecord_dir(), output_dir,
+        results_file, batch_size=4, budget_seconds=budget, num_evals=3,
+        eval_batches=2, calibration_steps=2, model='L2_H32_A2_I64')
 
-    with open(os.path.join(output_dir, 'curves.json')) as f:
-      saved = json.load(f)
-    self.assertEqual(list(saved), ['baseline', 'dynamic'])
-    for variant, points in curves.items():
+    with open(results_file) as f:
+      runs = json.load(f)
+    self.assertEqual([(r['variant'], r['seed']) for r in runs],
+                     [('baseline', 3), ('dynamic', 3)])
+    baseline, dynamic = [[time_to_quality.CurvePoint(**p) for p in r['evals']]
+                         for r in runs]
+    # Blocks alternate: baseline trains block 1, dynamic block 2, ...
+    self.assertEqual((baseline[1].block, dynamic[1].block), (1, 2))
+    # One seed, one initialisation: the untrained models score the same.
+    self.assertAllClose(baseline[0].val_mlm_loss, dynamic[0].val_mlm_loss)
+    for run, points, arm in zip(runs, (baseline, dynamic), arms):
       steps = [p.step for p in points]
       self.assertEqual(steps[0], 0)
-      self.assertGreater(len(points), 1)
       self.assertAllGreater(tf.constant(steps[1:]) - steps[:-1], 0)
-      self.assertLessEqual(steps[-1], saved[variant]['step_budget'])
-      # Training stops at the first evaluation past the time budget.
-      self.assertLess(points[-2].train_seconds, budget)
+      self.assertLessEqual(steps[-1], run['step_budget'])
+      if steps[-1] < run['step_budget']:  # stopped by the clock
+        self.assertLess(points[-2].train_seconds, budget)
+        self.assertGreaterEqual(points[-1].train_seconds, budget)
       for point in points:
         self.assertAllInRange([point.val_mlm_accuracy], 0.0, 1.0)
         self.assertTrue(0.0 < point.val_mlm_loss < 20.0)
-      model_dir = os.path.join(output_dir, variant)
       self.assertEqual(
-          tf.train.load_variable(tf.train.latest_checkpoint(model_dir),
+          tf.train.load_variable(tf.train.latest_checkpoint(arm.model_dir),
                                  'global_step/.ATTRIBUTES/VARIABLE_VALUE'),
           steps[-1])
-      self.assertTrue(os.path.exists(os.path.join(model_dir, 'params.yaml')))
-    for name in ('val_mlm_loss_vs_train_seconds.png',
-                 'val_mlm_loss_vs_step.png'):
-      with open(os.path.join(output_dir, name), 'rb') as f:
+      self.assertTrue(os.path.exists(os.path.join(arm.model_dir,
+                                                  'params.yaml')))
+    for path in time_to_quality.plot(runs, output_dir):
+      with open(path, 'rb') as f:
         self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+
+  def test_a_rerun_replaces_the_same_variant_and_seed(self):
+    results_file = os.path.join(tempfile.mkdtemp(), 'results.json')
+    run = lambda variant, seed, loss: {'variant': variant, 'seed': seed,
+                                       'evals': [{'val_mlm_loss': loss}]}
+    time_to_quality.write_results(results_file, [run('baseline', 1, 6.0),
+                                                 run('dynamic', 1, 5.0)])
+    time_to_quality.write_results(results_file, [run('baseline', 2, 6.5),
+                                                 run('dynamic', 1, 4.0)])
+    saved = time_to_quality.read_results(results_file)
+    self.assertEqual(
+        [(r['variant'], r['seed'], r['evals'][0]['val_mlm_loss'])
+         for r in saved],
+        [('baseline', 1, 6.0), ('baseline', 2, 6.5), ('dynamic', 1, 4.0)])
+
+
+class TimeFractionTest(tf.test.TestCase):
+
+  def test_time_to_the_baseline_final_loss_is_interpolated(self):
+    def evals(*points):
+      return [dict(step=i, train_seconds=t, val_mlm_loss=loss,
+                   val_mlm_accuracy=accuracy)
+              for i, (t, loss, accuracy) in enumerate(points)]
+    runs = [
+        {'variant': 'baseline', 'seed': 1,
+         'evals': evals((0, 10.0, 0.0), (100, 6.0, 0.2))},
+        {'variant': 'dynamic', 'seed': 1,
+         'evals': evals((0, 10.0, 0.0), (50, 7.0, 0.1), (80, 5.0, 0.3))},
+        {'variant': 'random', 'seed': 1,
+         'evals': evals((0, 10.0, 0.0), (100, 6.5, 0.1))},
+    ]
+    fractions = time_to_quality.time_fractions(runs)
+    self.assertAllClose(fractions['baseline']['loss'], [1.0])
+    # 6.0 lies halfway between 7.0 (50 s) and 5.0 (80 s): 65 s of 100 s.
+    self.assertAllClose(fractions['dynamic']['loss'], [0.65])
+    self.assertAllClose(fractions['dynamic']['accuracy'], [0.65])
+    self.assertEqual(fractions['random']['loss'], [None])
 
 
 if __name__ == '__main__':

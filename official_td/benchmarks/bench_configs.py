@@ -9,9 +9,10 @@ sequence length and targets per sequence).
 
 import os
 import re
-from typing import Dict
+from typing import Dict, Optional, Sequence
 
 from official.core import config_definitions as cfg
+from official.modeling import hyperparams
 from official_td.configs import experiments
 from official_td.data import json_file
 
@@ -59,10 +60,21 @@ def read_metadata(data_dir: str) -> Dict[str, object]:
       'data_prep.create_pretraining_data --output_dir=...`.')
 
 
-def experiment(variant: str, size: Dict[str, int], data_dir: str,
-               batch_size: int, sctd_every: int = 10
-               ) -> cfg.ExperimentConfig:
+def experiment(variant: str, size: Optional[Dict[str, int]], data_dir: str,
+               batch_size: int, sctd_every: int = 10,
+               config_files: Sequence[str] = (),
+               params_override: str = '') -> cfg.ExperimentConfig:
   """The experiment config of one variant at one model size on `data_dir`.
+
+  Args:
+    variant: one of VARIANTS.
+    size: encoder sizes (`model_size`); None keeps the config's.
+    data_dir: TFRecords and metadata.json; sets the data, vocabulary and
+      frequency file.
+    batch_size: the global batch.
+    sctd_every: ScTD's consistency step interval.
+    config_files: YAML overrides of `bert/token_drop`, applied first.
+    params_override: overrides applied after the files.
 
   Raises:
     ValueError: an unknown variant.
@@ -71,6 +83,11 @@ def experiment(variant: str, size: Dict[str, int], data_dir: str,
     raise ValueError(f'Unknown variant {variant!r}; choose from {VARIANTS}.')
   metadata = read_metadata(data_dir)
   config = experiments.bert_token_drop()
+  for path in config_files:
+    config = hyperparams.override_params_dict(config, path, is_strict=True)
+  if params_override:
+    config = hyperparams.override_params_dict(config, params_override,
+                                              is_strict=True)
   config.task.strategy = {'baseline': 'none',
                           'sctd': 'dynamic'}.get(variant, variant)
   config.task.sctd.enabled = variant == 'sctd'
@@ -79,9 +96,10 @@ def experiment(variant: str, size: Dict[str, int], data_dir: str,
   config.task.token_drop.frequency_file = os.path.join(
       data_dir, 'token_frequencies.json')
   bert = config.task.model.encoder.bert
-  bert.override(size)
+  if size:
+    bert.override(size)
+    bert.max_position_embeddings = max(metadata['seq_length'], 128)
   bert.vocab_size = metadata['vocab_size']
-  bert.max_position_embeddings = max(metadata['seq_length'], 128)
   for data, split in ((config.task.train_data, 'train'),
                       (config.task.validation_data, 'valid')):
     data.input_path = os.path.join(data_dir, f'{split}-*.tfrecord')

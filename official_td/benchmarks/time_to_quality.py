@@ -1,34 +1,42 @@
-r"""Time to quality: the baseline and token dropping on one wall-clock budget.
+r"""Time to quality: variants trained interleaved on one wall-clock budget.
 
-  python -m official_td.benchmarks.time_to_quality --data_dir=data/large \
-      --model=L12_H256 --budget_minutes=20 --num_evals=8 \
-      --output_dir=runs/time_to_quality
+  python -m official_td.benchmarks.time_to_quality --variants=baseline,dynamic \
+      --seed=1 --data_dir=data/large --config_file=experiments/cpu_recipe.yaml \
+      --budget_minutes=45 --num_evals=12 --output_dir=runs/ttq \
+      --results_file=docs/time_to_quality.json
 
-For each variant in turn (each alone on the machine):
-  1. calibration: a throw-away copy of the model times a few steps, giving
-     its step rate; its step budget is rate x budget, so that its learning
-     rate schedule (warm-up, then linear decay to zero) ends on the budget;
-  2. training through the Model Garden trainer, in `num_evals` chunks; only
-     the training time counts against the budget (training stops early if
-     the budget runs out first);
-  3. after each chunk, the full-encoder validation MLM loss and accuracy
-     (evaluation never drops tokens), on `--eval_batches` batches;
-  4. a checkpoint and `params.yaml` in OUTPUT_DIR/VARIANT, ready for
-     `official_td.finetune_suite --model_dir=OUTPUT_DIR/VARIANT`.
-Writes OUTPUT_DIR/VARIANT/curve.json after each variant, then merges every
-variant's curve into OUTPUT_DIR/curves.json and two plots: validation MLM
-loss against training wall-clock time and against steps (PNG).
+All variants of one run (one seed) live in one process and train in turns:
+  1. calibration: a throw-away copy of each variant times a few steps; its
+     step budget is rate x budget, so that its learning-rate schedule
+     (warm-up, then linear decay to zero) ends on the budget;
+  2. blocks of steps, one variant after the other (each block is one
+     `num_evals`-th of that variant's step budget), so that a machine that
+     speeds up or slows down does so for every variant alike; each variant's
+     own training time (its blocks only, evaluation excluded) counts
+     against its budget; a variant stops at its step budget or at the first
+     block that ends past its time budget;
+  3. after each block, that variant's full-encoder validation MLM loss and
+     accuracy (evaluation never drops tokens) on `--eval_batches` batches,
+     a checkpoint and `params.yaml` in OUTPUT_DIR/VARIANT_sSEED (ready for
+     `official_td.finetune_suite --model_dir=...`), and the results file
+     rewritten, so a run cut short keeps what it measured.
+The same seed gives every variant the same initial weights, data order and
+dropping seed. RESULTS_FILE is a JSON list of runs, each `{"variant",
+"seed", "evals": [{"train_seconds", "step", "val_mlm_loss",
+"val_mlm_accuracy", "block"}], ...}`; a rerun replaces the runs of the same
+variant and seed. `--summarize_only` prints, from that file, each variant's
+time to the baseline's final validation loss and accuracy (fraction of the
+baseline's time, mean and spread over seeds) and plots every run.
 
 A benchmark that prints figures, not a test: it asserts nothing.
 """
 
 import dataclasses
-import glob
 import json
 import os
 import statistics
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import official_td  # sets TF_USE_LEGACY_KERAS before TensorFlow loads
@@ -36,7 +44,9 @@ from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
+import tf_keras
 
+from official.core import config_definitions as cfg
 from official.core import task_factory
 from official.core import train_utils
 from official_td.benchmarks import bench_configs
@@ -48,10 +58,12 @@ _WARMUP_SHARE = 0.1  # of the step budget, as in the default experiments
 
 @dataclasses.dataclass
 class CurvePoint:
+  """One evaluation: `block` counts the blocks of all variants of the run."""
   step: int
   train_seconds: float
   val_mlm_loss: float
   val_mlm_accuracy: float
+  block: int = 0
 
 
 def calibrate(config, num_steps: int, warmup: int = 3) -> float:
@@ -82,158 +94,307 @@ def with_step_budget(config, train_steps: int,
   return config
 
 
-def train_on_budget(config, model_dir: str, budget_seconds: float,
-                    num_evals: int, eval_batches: int) -> List[CurvePoint]:
-  """Trains until the step budget or the time budget ends; returns the curve.
+@dataclasses.dataclass
+class Arm:
+  """One variant of a run: its trainer, budget and curve."""
+  variant: str
+  seed: int
+  model_dir: str
+  trainer: token_drop_trainer.TokenDropTrainer
+  checkpoints: tf.train.CheckpointManager
+  step_budget: int
+  ms_per_step: float
+  train_seconds: float = 0.0
+  evals: List[CurvePoint] = dataclasses.field(default_factory=list)
 
-  The first point is the untrained model at step 0. Saves the final
-  checkpoint and `params.yaml` in `model_dir`.
+  @property
+  def step(self) -> int:
+    return int(self.trainer.global_step.numpy())
+
+  def done(self, budget_seconds: float) -> bool:
+    return self.step >= self.step_budget or self.train_seconds >= budget_seconds
+
+  def record(self, eval_batches: int, block: int) -> CurvePoint:
+    logs = self.trainer.evaluate(tf.constant(eval_batches, tf.int32))
+    point = CurvePoint(step=self.step,
+                       train_seconds=round(self.train_seconds, 2),
+                       val_mlm_loss=float(logs['lm_example_loss']),
+                       val_mlm_accuracy=float(logs['masked_lm_accuracy']),
+                       block=block)
+    self.evals.append(point)
+    self.checkpoints.save(checkpoint_number=self.trainer.global_step)
+    logging.info('%s seed %d: %s', self.variant, self.seed, point)
+    return point
+
+  def as_json(self, extra: Dict) -> Dict:
+    return {'variant': self.variant, 'seed': self.seed,
+            'evals': [dataclasses.asdict(p) for p in self.evals],
+            'step_budget': self.step_budget,
+            'calibrated_ms_per_step': round(self.ms_per_step, 2),
+            'model_dir': self.model_dir, **extra}
+
+
+def variant_config(variant: str, seed: int, data_dir: str, batch_size: int,
+                   config_files: Sequence[str] = (),
+                   params_override: str = '',
+                   model: Optional[str] = None) -> cfg.ExperimentConfig:
+  """`bert/token_drop` + config files + overrides, as one variant and seed.
+
+  `model` (a `bench_configs` preset or `L{layers}_H{hidden}`) resizes the
+  encoder; without it the config's sizes stay (e.g. an imported model's).
   """
+  config = bench_configs.experiment(variant, None, data_dir, batch_size,
+                                    config_files=config_files,
+                                    params_override=params_override)
+  if model:
+    config.task.model.encoder.bert.override(bench_configs.model_size(model))
+  config.task.train_data.seed = seed
+  config.task.token_drop.seed = seed
+  return config
+
+
+def build_arm(variant: str, seed: int, config, output_dir: str,
+              budget_seconds: float, calibration_steps: int,
+              learning_rate: Optional[float]) -> Arm:
+  """Calibrates, then builds the variant's trainer at its step budget."""
+  seconds_per_step = calibrate(config, calibration_steps)
+  step_budget = max(1, int(budget_seconds / seconds_per_step))
+  print(f'{variant} seed {seed}: {seconds_per_step * 1000:.0f} ms/step '
+        f'calibrated, {step_budget} steps in {budget_seconds:.0f} s',
+        flush=True)
+  config = with_step_budget(config, step_budget, learning_rate)
+  model_dir = os.path.join(output_dir, f'{variant}_s{seed}')
   os.makedirs(model_dir, exist_ok=True)
   train_utils.serialize_config(config, model_dir)
+  tf_keras.utils.set_random_seed(seed)  # the same initial weights per seed
   task = task_factory.get_task(config.task, logging_dir=model_dir)
   trainer = train_utils.create_trainer(
       config, task, train=True, evaluate=True,
       trainer_cls=token_drop_trainer.TokenDropTrainer)
-  checkpoints = tf.train.CheckpointManager(
-      trainer.checkpoint, model_dir, max_to_keep=1,
-      step_counter=trainer.global_step)
-  total_steps = config.trainer.train_steps
-  chunk = max(1, -(-total_steps // num_evals))
-  curve = [_evaluate(trainer, 0, 0.0, eval_batches)]
-  train_seconds = 0.0
-  while curve[-1].step < total_steps and train_seconds < budget_seconds:
-    steps = min(chunk, total_steps - curve[-1].step)
-    start = time.perf_counter()
-    trainer.train(tf.constant(steps, tf.int32))
-    trainer.global_step.numpy()  # waits for the last step
-    train_seconds += time.perf_counter() - start
-    curve.append(_evaluate(trainer, int(trainer.global_step.numpy()),
-                           train_seconds, eval_batches))
-    logging.info('%s: %s', model_dir, curve[-1])
-  checkpoints.save(checkpoint_number=trainer.global_step)
-  return curve
+  trainer.initialize()  # task.init_checkpoint, e.g. an imported model
+  # Builds the layers Keras builds on first call (the MLM head), so that
+  # `run` can give every variant the same initial weights.
+  trainer.model(next(iter(task.build_inputs(config.task.validation_data))),
+                training=False)
+  return Arm(variant=variant, seed=seed, model_dir=model_dir, trainer=trainer,
+             checkpoints=tf.train.CheckpointManager(
+                 trainer.checkpoint, model_dir, max_to_keep=1,
+                 step_counter=trainer.global_step),
+             step_budget=step_budget, ms_per_step=1000 * seconds_per_step)
 
 
-def _evaluate(trainer, step: int, train_seconds: float,
-              eval_batches: int) -> CurvePoint:
-  logs = trainer.evaluate(tf.constant(eval_batches, tf.int32))
-  return CurvePoint(step=step, train_seconds=round(train_seconds, 2),
-                    val_mlm_loss=float(logs['lm_example_loss']),
-                    val_mlm_accuracy=float(logs['masked_lm_accuracy']))
+def train_interleaved(arms: List[Arm], budget_seconds: float, num_evals: int,
+                      eval_batches: int,
+                      on_eval: Callable[[], None] = lambda: None) -> None:
+  """Trains the arms in turns, a block each, until every one is done."""
+  block = 0
+  for arm in arms:
+    arm.record(eval_batches, block)
+  on_eval()
+  while not all(arm.done(budget_seconds) for arm in arms):
+    for arm in arms:
+      if arm.done(budget_seconds):
+        continue
+      block += 1
+      steps = min(-(-arm.step_budget // num_evals),
+                  arm.step_budget - arm.step)
+      start = time.perf_counter()
+      arm.trainer.train(tf.constant(steps, tf.int32))
+      arm.trainer.global_step.numpy()  # waits for the last step
+      arm.train_seconds += time.perf_counter() - start
+      arm.record(eval_batches, block)
+      on_eval()
 
 
-def plot(curves: Dict[str, List[CurvePoint]], output_dir: str,
-         title: str) -> List[str]:
-  """Writes the loss-vs-time and loss-vs-steps PNGs; returns their paths."""
+def write_results(results_file: str, runs: List[Dict]) -> None:
+  """Rewrites RESULTS_FILE with `runs`, replacing the same variant and seed."""
+  kept = [r for r in read_results(results_file) if
+          (r['variant'], r['seed']) not in {(n['variant'], n['seed'])
+                                            for n in runs}]
+  directory = os.path.dirname(results_file)
+  if directory:
+    os.makedirs(directory, exist_ok=True)
+  with open(results_file + '.tmp', 'w') as f:
+    json.dump(kept + runs, f, indent=1)
+  os.replace(results_file + '.tmp', results_file)
+
+
+def read_results(results_file: str) -> List[Dict]:
+  if not os.path.exists(results_file):
+    return []
+  with open(results_file) as f:
+    return json.load(f)
+
+
+def run(variants: Sequence[str], seed: int, data_dir: str, output_dir: str,
+        results_file: str, batch_size: int, budget_seconds: float,
+        num_evals: int, eval_batches: int, calibration_steps: int,
+        config_files: Sequence[str] = (), params_override: str = '',
+        model: Optional[str] = None,
+        learning_rate: Optional[float] = None) -> List[Arm]:
+  """One run: the variants for one seed, interleaved; returns the arms."""
+  arms = [build_arm(v, seed, variant_config(
+      v, seed, data_dir, batch_size, config_files, params_override, model),
+                    output_dir, budget_seconds, calibration_steps,
+                    learning_rate) for v in variants]
+  # One seed, one initialisation: the variants' models differ in how they
+  # train, not in where they start (Keras draws depend on the ops before).
+  initial = arms[0].trainer.model.get_weights()
+  for arm in arms[1:]:
+    arm.trainer.model.set_weights(initial)
+  extra = {'data_dir': data_dir, 'batch_size': batch_size,
+           'budget_seconds': budget_seconds, 'model': model,
+           'config_files': list(config_files),
+           'params_override': params_override,
+           'learning_rate': learning_rate}
+  train_interleaved(arms, budget_seconds, num_evals, eval_batches,
+                    on_eval=lambda: write_results(
+                        results_file, [a.as_json(extra) for a in arms]))
+  return arms
+
+
+def _crossing(points: List[CurvePoint], key: str, target: float,
+              lower_is_better: bool) -> Optional[float]:
+  """Training seconds at which `key` first reaches `target` (interpolated)."""
+  previous = None
+  for point in points:
+    value = getattr(point, key)
+    if (value <= target) if lower_is_better else (value >= target):
+      if previous is None:
+        return point.train_seconds
+      before = getattr(previous, key)
+      share = (target - before) / (value - before) if value != before else 1.0
+      return previous.train_seconds + share * (
+          point.train_seconds - previous.train_seconds)
+    previous = point
+  return None
+
+
+def time_fractions(runs: List[Dict], baseline: str = 'baseline'
+                   ) -> Dict[str, Dict[str, List[Optional[float]]]]:
+  """Per variant, the time to the same seed's baseline final figures.
+
+  Returns:
+    {variant: {'loss': [...], 'accuracy': [...]}}, one entry per seed with a
+    baseline run: the variant's training time to reach the baseline's final
+    validation MLM loss (accuracy), divided by the baseline's training time;
+    None where the variant never reached it.
+  """
+  by_seed = {r['seed']: r for r in runs if r['variant'] == baseline}
+  fractions = {}
+  for r in runs:
+    reference = by_seed.get(r['seed'])
+    if reference is None:
+      continue
+    base = [CurvePoint(**p) for p in reference['evals']]
+    points = [CurvePoint(**p) for p in r['evals']]
+    entry = fractions.setdefault(r['variant'], {'loss': [], 'accuracy': []})
+    for name, key, lower in (('loss', 'val_mlm_loss', True),
+                             ('accuracy', 'val_mlm_accuracy', False)):
+      seconds = _crossing(points, key, getattr(base[-1], key), lower)
+      entry[name].append(None if seconds is None else
+                         seconds / base[-1].train_seconds)
+  return fractions
+
+
+def summarize(results_file: str, plot_dir: Optional[str] = None) -> None:
+  """Prints the final figures and time fractions; plots every run."""
+  runs = read_results(results_file)
+  print('| variant | seed | steps | training min | val MLM loss | '
+        'val MLM accuracy |')
+  print('|---|---|---|---|---|---|')
+  for r in runs:
+    last = r['evals'][-1]
+    print(f"| {r['variant']} | {r['seed']} | {last['step']} | "
+          f"{last['train_seconds'] / 60:.1f} | {last['val_mlm_loss']:.3f} | "
+          f"{last['val_mlm_accuracy']:.4f} |")
+  print('\n| variant | time to baseline loss | time to baseline accuracy |')
+  print('|---|---|---|')
+  for variant, entry in time_fractions(runs).items():
+    print(f"| {variant} | {_spread(entry['loss'])} | "
+          f"{_spread(entry['accuracy'])} |")
+  if plot_dir:
+    plot(runs, plot_dir)
+
+
+def _spread(values: List[Optional[float]]) -> str:
+  reached = [v for v in values if v is not None]
+  missed = len(values) - len(reached)
+  text = f'{statistics.mean(reached):.3f}' if reached else 'not reached'
+  if len(reached) > 1:
+    text += f' +- {statistics.stdev(reached):.3f}'
+  text += f' (n={len(reached)})' if reached else ''
+  return text + (f', not reached in {missed}' if missed and reached else '')
+
+
+def plot(runs: List[Dict], output_dir: str) -> List[str]:
+  """Validation MLM loss and accuracy against training time, every run."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  os.makedirs(output_dir, exist_ok=True)
+  colors = {v: f'C{i}' for i, v in enumerate(bench_configs.VARIANTS)}
   paths = []
-  for x_name, x_label, scale in (('train_seconds', 'training time (min)', 60),
-                                 ('step', 'training steps', 1)):
+  for key, label in (('val_mlm_loss', 'validation MLM loss (nats)'),
+                     ('val_mlm_accuracy', 'validation MLM accuracy')):
     figure, axes = pyplot.subplots(figsize=(6, 4), dpi=120)
-    for variant, points in curves.items():
-      points = [p for p in points if p.step]  # step 0 is off the scale
-      axes.plot([getattr(p, x_name) / scale for p in points],
-                [p.val_mlm_loss for p in points], marker='o', label=variant)
-    axes.set_xlabel(x_label)
-    axes.set_ylabel('validation MLM loss (full encoder, nats)')
-    axes.set_title(title, fontsize=9)
+    for r in runs:
+      points = [p for p in r['evals'] if p['step']]
+      axes.plot([p['train_seconds'] / 60 for p in points],
+                [p[key] for p in points], marker='.',
+                color=colors.get(r['variant']),
+                label=f"{r['variant']} seed {r['seed']}")
+    axes.set_xlabel('training time (min)')
+    axes.set_ylabel(label + ', full encoder')
     axes.grid(alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize=7)
     figure.tight_layout()
-    path = os.path.join(output_dir, f'val_mlm_loss_vs_{x_name}.png')
+    path = os.path.join(output_dir, f'{key}_vs_time.png')
     figure.savefig(path)
     pyplot.close(figure)
     paths.append(path)
   return paths
 
 
-def run(variants: Sequence[str], model: str, data_dir: str, output_dir: str,
-        batch_size: int, budget_seconds: float, num_evals: int,
-        eval_batches: int, calibration_steps: int,
-        learning_rate: Optional[float] = None
-        ) -> Dict[str, List[CurvePoint]]:
-  """The whole experiment; returns the curves of every variant in output_dir.
-
-  Each variant's curve is saved in OUTPUT_DIR/VARIANT/curve.json as soon as
-  it is done, so variants can be run (or re-run) one at a time; the summary,
-  curves.json and the plots cover every variant found there.
-  """
-  size = bench_configs.model_size(model)
-  for variant in variants:
-    config = bench_configs.experiment(variant, size, data_dir, batch_size)
-    seconds_per_step = calibrate(config, calibration_steps)
-    step_budget = max(1, int(budget_seconds / seconds_per_step))
-    print(f'{variant}: {seconds_per_step * 1000:.0f} ms/step calibrated, '
-          f'{step_budget} steps in {budget_seconds:.0f} s', flush=True)
-    model_dir = os.path.join(output_dir, variant)
-    curve = train_on_budget(
-        with_step_budget(config, step_budget, learning_rate), model_dir,
-        budget_seconds, num_evals, eval_batches)
-    with open(os.path.join(model_dir, 'curve.json'), 'w') as f:
-      json.dump({'model': model, 'model_size': size,
-                 'batch_size': batch_size, 'learning_rate': learning_rate,
-                 'budget_seconds': budget_seconds,
-                 'calibrated_ms_per_step': 1000 * seconds_per_step,
-                 'step_budget': step_budget,
-                 'curve': [dataclasses.asdict(p) for p in curve]}, f,
-                indent=1)
-  return summarize(output_dir)
-
-
-def summarize(output_dir: str) -> Dict[str, List[CurvePoint]]:
-  """Merges OUTPUT_DIR/*/curve.json into curves.json, plots and a table."""
-  runs = {}
-  for path in sorted(glob.glob(os.path.join(output_dir, '*', 'curve.json'))):
-    with open(path) as f:
-      runs[os.path.basename(os.path.dirname(path))] = json.load(f)
-  if not runs:
-    raise FileNotFoundError(f'No */curve.json under {output_dir}.')
-  order = [v for v in bench_configs.VARIANTS if v in runs]
-  curves = {v: [CurvePoint(**p) for p in runs[v]['curve']] for v in order}
-  with open(os.path.join(output_dir, 'curves.json'), 'w') as f:
-    json.dump({v: runs[v] for v in order}, f, indent=1)
-  first = runs[order[0]]
-  plot(curves, output_dir, f"{first['model']}, batch {first['batch_size']}, "
-       f"{first['budget_seconds'] / 60:.0f} min of training each")
-  print_table(curves)
-  return curves
-
-
-def print_table(curves: Dict[str, List[CurvePoint]]) -> None:
-  print('| variant | step | training min | val MLM loss | val MLM accuracy |')
-  print('|---|---|---|---|---|')
-  for variant, points in curves.items():
-    for p in points:
-      print(f'| {variant} | {p.step} | {p.train_seconds / 60:.1f} | '
-            f'{p.val_mlm_loss:.3f} | {p.val_mlm_accuracy:.4f} |')
-
-
 def main(_):
   flags_ = flags.FLAGS
-  os.makedirs(flags_.output_dir, exist_ok=True)
-  run(flags_.variants, flags_.model, flags_.data_dir, flags_.output_dir,
-      flags_.batch_size, 60 * flags_.budget_minutes, flags_.num_evals,
-      flags_.eval_batches, flags_.calibration_steps, flags_.learning_rate)
+  if not flags_.summarize_only:
+    run(flags_.variants, flags_.seed, flags_.data_dir, flags_.output_dir,
+        flags_.results_file, flags_.batch_size, 60 * flags_.budget_minutes,
+        flags_.num_evals, flags_.eval_batches, flags_.calibration_steps,
+        flags_.config_file or (), flags_.params_override or '',
+        flags_.model, flags_.learning_rate)
+  summarize(flags_.results_file, flags_.plot_dir)
 
 
 if __name__ == '__main__':
   flags.DEFINE_list('variants', ['baseline', 'dynamic'],
-                    f'Variants, in order; from {bench_configs.VARIANTS}.')
-  flags.DEFINE_string('model', 'L12_H256', 'Model size: a preset '
-                      f'{sorted(bench_configs.PRESETS)} or '
-                      'L{layers}_H{hidden}.')
+                    f'Variants, trained in turns; from {bench_configs.VARIANTS}.')
+  flags.DEFINE_integer('seed', 1, 'Initial weights, data order and dropping '
+                       'draws; the same for every variant of the run.')
+  flags.DEFINE_string('model', None, 'Resize the encoder: a preset '
+                      f'{sorted(bench_configs.PRESETS)} or L{{layers}}_H{{hidden}}'
+                      "; default the config's size.")
+  flags.DEFINE_multi_string('config_file', None, 'YAML overrides of '
+                            'bert/token_drop (e.g. experiments/cpu_recipe.yaml, '
+                            'or an import_hf continue_pretraining.yaml).')
+  flags.DEFINE_string('params_override', None, 'Overrides after the files.')
   flags.DEFINE_string('data_dir', 'data/large', 'Pretraining TFRecords and '
                       'metadata.json from data_prep.create_pretraining_data.')
-  flags.DEFINE_string('output_dir', 'runs/time_to_quality', 'Where the '
-                      'checkpoints, curves.json and plots go.')
+  flags.DEFINE_string('output_dir', 'runs/time_to_quality', 'Checkpoints: '
+                      'OUTPUT_DIR/VARIANT_sSEED.')
+  flags.DEFINE_string('results_file', 'docs/time_to_quality.json',
+                      'The JSON list of runs (merged).')
+  flags.DEFINE_string('plot_dir', None, 'Where the PNG plots go (none: no '
+                      'plots).')
+  flags.DEFINE_bool('summarize_only', False, 'Only print and plot '
+                    'RESULTS_FILE.')
   flags.DEFINE_integer('batch_size', 32, 'Global batch size.')
-  flags.DEFINE_float('budget_minutes', 20, 'Training time per variant.')
-  flags.DEFINE_integer('num_evals', 8, 'Validation points per variant.')
+  flags.DEFINE_float('budget_minutes', 45, 'Training time per variant.')
+  flags.DEFINE_integer('num_evals', 12, 'Blocks (and validation points) per '
+                       'variant.')
   flags.DEFINE_integer('eval_batches', 40, 'Validation batches per point.')
   flags.DEFINE_integer('calibration_steps', 10, 'Timed calibration steps.')
-  flags.DEFINE_float('learning_rate', None, 'Peak learning rate; default: '
-                     "the experiment's (1e-3, for the 4-layer default).")
+  flags.DEFINE_float('learning_rate', None, "Peak learning rate; default the "
+                     "config's.")
   app.run(main)

@@ -41,8 +41,36 @@ def _files(prefix: str) -> List[str]:
       prefix + '.data-*')
 
 
+def _readable_and_damaged(model_dir: str):
+  """The checkpoint prefixes up to the newest readable one, and those after."""
+  state = tf.train.get_checkpoint_state(model_dir)
+  if state is None:
+    return [], []
+  prefixes = list(state.all_model_checkpoint_paths) or [
+      state.model_checkpoint_path]
+  damaged = []
+  while prefixes:
+    reason = unreadable_reason(prefixes[-1])
+    if reason is None:
+      break
+    damaged.append((prefixes.pop(), reason))
+  return prefixes, damaged
+
+
+def newest_readable_checkpoint(model_dir: str) -> Optional[str]:
+  """The prefix `use_newest_readable_checkpoint` resumes from; changes nothing.
+
+  For the workers that are not the chief: they restore what the chief
+  restores, whether or not the chief has set damaged files aside yet.
+  """
+  readable, _ = _readable_and_damaged(model_dir)
+  return readable[-1] if readable else None
+
+
 def use_newest_readable_checkpoint(model_dir: str) -> Optional[str]:
   """Sets aside unreadable latest checkpoints; returns the one to resume from.
+
+  Only the chief calls this (it alone writes to `model_dir`).
 
   Args:
     model_dir: the run's folder, with its `checkpoint` state file.
@@ -51,21 +79,15 @@ def use_newest_readable_checkpoint(model_dir: str) -> Optional[str]:
     The prefix of the newest readable checkpoint, or None (no checkpoint, or
     none readable: training then starts from scratch, and says so).
   """
-  state = tf.train.get_checkpoint_state(model_dir)
-  if state is None:
+  if tf.train.get_checkpoint_state(model_dir) is None:
     return None
-  prefixes = list(state.all_model_checkpoint_paths) or [
-      state.model_checkpoint_path]
-  while prefixes:
-    reason = unreadable_reason(prefixes[-1])
-    if reason is None:
-      break
-    damaged = prefixes.pop()
-    for path in _files(damaged):
+  prefixes, damaged = _readable_and_damaged(model_dir)
+  for prefix, reason in damaged:
+    for path in _files(prefix):
       tf.io.gfile.rename(path, path + DAMAGED_SUFFIX, overwrite=True)
     logging.warning(
         'Checkpoint %s cannot be read (%s); set aside as %s*%s. Resuming '
-        'from %s.', damaged, reason, damaged, DAMAGED_SUFFIX,
+        'from %s.', prefix, reason, prefix, DAMAGED_SUFFIX,
         prefixes[-1] if prefixes else 'scratch (no readable checkpoint left)')
   if prefixes:
     tf.compat.v1.train.update_checkpoint_state(
