@@ -4,4 +4,3 @@
 from official_td.configs import experiments
 from official_td.tasks import token_drop_masked_lm
 from official_td.configs import finetuning
-from official_td.modeling import activations  # hidden_activation names

@@ -24,6 +24,7 @@ import tf_keras
 
 from official.modeling import tf_utils
 from official.nlp.modeling import networks
+from official_td.modeling import activations  # pylint: disable=unused-import  # registers GELU_EXACT
 from official_td.modeling import token_importance
 
 KEPT_POSITIONS_KEY = 'kept_positions'
