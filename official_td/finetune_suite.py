@@ -124,7 +124,8 @@ def main(_):
   results = run_suite(flags_.model_dir, flags_.data_dir, flags_.output_dir,
                       seeds=[int(s) for s in flags_.seeds],
                       tasks=flags_.tasks, checkpoint=flags_.checkpoint,
-                      saved_model=flags_.saved_model, epochs=flags_.epochs)
+                      saved_model=flags_.saved_model, epochs=flags_.epochs,
+                      learning_rate=flags_.learning_rate)
   table = format_table(results)
   logging.info('Downstream suite:\n%s', table)
   print(table)
@@ -138,6 +139,9 @@ if __name__ == '__main__':
   flags.DEFINE_string('data_dir', finetuning.DEFAULT_DOWNSTREAM_DIR,
                       'The suite, from data_prep.create_finetuning_data.')
   flags.DEFINE_string('output_dir', None, 'Where runs and results go.')
+  flags.DEFINE_float('learning_rate', 3e-4, 'Peak AdamW learning rate (3e-4 '
+                     'suits the small models pretrained here; pretrained '
+                     'BERTs such as MiniLM usually take 1e-4 or less).')
   flags.DEFINE_list('seeds', ['1'], 'Seeds to average over.')
   flags.DEFINE_list('tasks', list(TASKS), 'Tasks of the suite.')
   flags.DEFINE_float('epochs', 3.0, 'Passes over each train split.')
