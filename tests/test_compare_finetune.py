@@ -81,5 +81,18 @@ class CompareFinetuneTest(tf.test.TestCase):
       compare_finetune.pool([self.base_dirs[0], other])
 
 
+  def test_mean_and_spread_over_seeds(self):
+    stats = compare_finetune.mean_and_spread(
+        compare_finetune.pool([self.cand_dir]))
+    self.assertAllClose(stats['a']['dev'], [62.0, 1.4142136])
+    # Average per seed: seed 1 (0.61+0.69)/2 = 0.65, seed 2 0.69.
+    self.assertAllClose(stats['average']['dev'], [67.0, 2.8284271])
+    table = compare_finetune.spread_table(compare_finetune.parse_models(
+        [f'base={self.base_dirs[0]}+{self.base_dirs[1]}',
+         f'cand={self.cand_dir}']))
+    # Baseline averages: dev 0.65, 0.68; test 0.65, 0.66.
+    self.assertIn('| average | 66.5 +- 2.1 / 65.5 +- 0.7 | '
+                  '67.0 +- 2.8 / 64.5 +- 2.1 |', table)
+
 if __name__ == '__main__':
   tf.test.main()

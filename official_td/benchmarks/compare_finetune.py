@@ -10,8 +10,16 @@ are pooled. Prints a Markdown table: per task and on the average, the mean
 dev/test accuracy (%) of each model over its seeds and the candidate minus
 the baseline in points, and, when the models share two seeds or more, the
 difference of the average seed by seed.
+
+  python -m official_td.benchmarks.compare_finetune \
+      --models=random_init=runs/ft/random,baseline=runs/ft/b1+runs/ft/b2 \
+      --output_json=docs/finetune.json
+
+prints, for any number of models, the mean and standard deviation over
+seeds per task and for the average, and writes the pooled scores.
 """
 
+import json
 import os
 from typing import Dict, List, Sequence
 
@@ -120,8 +128,64 @@ def format_table(baseline, candidate, names: Sequence[str]) -> str:
   return '\n'.join(lines)
 
 
+def mean_and_spread(pooled) -> Dict[str, Dict[str, List[float]]]:
+  """{row: {split: [mean %, sample standard deviation % over seeds]}}.
+
+  Rows are the tasks, then 'average': the mean over tasks of each seed
+  (seeds every task has), then its mean and spread over seeds.
+  """
+  rows = {task: {split: [s[split] for s in by_seed.values()]
+                 for split in SPLITS} for task, by_seed in pooled.items()}
+  by_seed = _average_by_seed(pooled)
+  rows['average'] = {split: [a[split] for a in by_seed.values()]
+                     for split in SPLITS}
+  return {row: {split: [100 * float(np.mean(values)),
+                        100 * float(np.std(values, ddof=1))
+                        if len(values) > 1 else 0.0]
+                for split, values in splits.items()}
+          for row, splits in rows.items()}
+
+
+def spread_table(models: Dict[str, Dict]) -> str:
+  """Markdown: per model, mean +- standard deviation (%) of dev and test."""
+  names = list(models)
+  stats = {name: mean_and_spread(pooled) for name, pooled in models.items()}
+  lines = ['| task | ' + ' | '.join(f'{n} dev / test' for n in names) + ' |',
+           '|---|' + '---|' * len(names)]
+  for row in stats[names[0]]:
+    cells = [' / '.join(f'{stats[n][row][s][0]:.1f} +- {stats[n][row][s][1]:.1f}'
+                        for s in SPLITS) for n in names]
+    lines.append(f'| {row} | ' + ' | '.join(cells) + ' |')
+  seeds = {n: sorted(next(iter(models[n].values()))) for n in names}
+  lines.append('\nseeds: ' + ', '.join(f'{n} {seeds[n]}' for n in names))
+  return '\n'.join(lines)
+
+
+def parse_models(specs: Sequence[str]) -> Dict[str, Dict]:
+  """`NAME=DIR[+DIR...]` specs -> {name: pool(dirs)}."""
+  models = {}
+  for spec in specs:
+    name, _, dirs = spec.partition('=')
+    if not dirs:
+      raise ValueError(f'--models entry {spec!r} is not NAME=DIR[+DIR...].')
+    models[name] = pool(dirs.split('+'))
+  return models
+
+
 def main(_):
   flags_ = flags.FLAGS
+  if flags_.models:
+    models = parse_models(flags_.models)
+    print(spread_table(models))
+    if flags_.output_json:
+      with open(flags_.output_json, 'w') as f:
+        json.dump({name: {task: {str(seed): score for seed, score in
+                                 by_seed.items()}
+                          for task, by_seed in pooled.items()}
+                   for name, pooled in models.items()}, f, indent=1)
+    return
+  if not (flags_.baseline and flags_.candidate):
+    raise app.UsageError('Give --models, or --baseline and --candidate.')
   print(format_table(pool(flags_.baseline), pool(flags_.candidate),
                      names=(flags_.baseline_name, flags_.candidate_name)))
 
@@ -132,5 +196,8 @@ if __name__ == '__main__':
                     'compared with it.')
   flags.DEFINE_string('baseline_name', 'baseline', 'Column name.')
   flags.DEFINE_string('candidate_name', 'token dropping', 'Column name.')
-  flags.mark_flags_as_required(['baseline', 'candidate'])
+  flags.DEFINE_list('models', None, 'Instead: NAME=DIR[+DIR...] per model; '
+                    'prints mean +- standard deviation over seeds.')
+  flags.DEFINE_string('output_json', None, 'With --models: write the pooled '
+                      'per-seed scores here.')
   app.run(main)

@@ -13,8 +13,9 @@ All variants of one run (one seed) live in one process and train in turns:
      `num_evals`-th of that variant's step budget), so that a machine that
      speeds up or slows down does so for every variant alike; each variant's
      own training time (its blocks only, evaluation excluded) counts
-     against its budget; a variant stops at its step budget or at the first
-     block that ends past its time budget;
+     against its budget; a variant stops at its step budget or when its
+     time budget is spent (its last block is cut to the steps that fit, at
+     the rate it has shown);
   3. after each block, that variant's full-encoder validation MLM loss and
      accuracy (evaluation never drops tokens) on `--eval_batches` batches,
      a checkpoint and `params.yaml` in OUTPUT_DIR/VARIANT_sSEED (ready for
@@ -33,6 +34,7 @@ A benchmark that prints figures, not a test: it asserts nothing.
 
 import dataclasses
 import json
+import math
 import os
 import statistics
 import time
@@ -67,11 +69,16 @@ class CurvePoint:
 
 
 def calibrate(config, num_steps: int, warmup: int = 3) -> float:
-  """Median seconds per training step of a throw-away copy of the model."""
-  variant = step_time.build_variant('calibration', config, jit_compile=False)
-  batches = step_time.real_batches(config, 4)
-  step_time.warm_up(variant, batches, warmup)
-  variant.run(batches, 0, num_steps)
+  """Seconds per training step of a throw-away copy, through the trainer.
+
+  Timed as training runs (the Model Garden trainer with its input pipeline
+  and metrics), not the bare step: the fixed costs outside the encoder are
+  a larger share of a token-dropping step, and leaving them out gave it too
+  many steps for its budget.
+  """
+  variant = step_time.build_trainer_variant('calibration', config)
+  step_time.warm_up(variant, None, warmup)
+  variant.run(None, 0, num_steps)
   return statistics.median(variant.times_ms) / 1000
 
 
@@ -110,6 +117,15 @@ class Arm:
   @property
   def step(self) -> int:
     return int(self.trainer.global_step.numpy())
+
+  def steps_left(self, budget_seconds: float) -> int:
+    """Steps that fit the time left, at the rate measured so far.
+
+    So that the last block ends on the budget, not up to a block past it.
+    """
+    rate = (self.train_seconds / self.step if self.step and self.train_seconds
+            else self.ms_per_step / 1000)
+    return max(1, math.ceil((budget_seconds - self.train_seconds) / rate))
 
   def done(self, budget_seconds: float) -> bool:
     return self.step >= self.step_budget or self.train_seconds >= budget_seconds
@@ -197,7 +213,8 @@ def train_interleaved(arms: List[Arm], budget_seconds: float, num_evals: int,
         continue
       block += 1
       steps = min(-(-arm.step_budget // num_evals),
-                  arm.step_budget - arm.step)
+                  arm.step_budget - arm.step,
+                  arm.steps_left(budget_seconds))
       start = time.perf_counter()
       arm.trainer.train(tf.constant(steps, tf.int32))
       arm.trainer.global_step.numpy()  # waits for the last step

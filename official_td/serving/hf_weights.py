@@ -26,11 +26,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from official.modeling import tf_utils
 from official.nlp.configs import bert as bert_configs
 from official.nlp.configs import encoders
 from official.nlp.modeling import models
 from official.nlp.modeling import networks
+from official.nlp.tasks import masked_lm as masked_lm_task
 from official_td.modeling import activations
 
 # Model Garden activation name -> transformers `hidden_act`, and back.
@@ -171,17 +171,14 @@ def build_pretrainer(model: bert_configs.PretrainerConfig
                      ) -> models.BertPretrainerV2:
   """A built Model Garden `BertPretrainerV2` on a plain `BertEncoderV2`.
 
-  Its `checkpoint_items` (`encoder`, `masked_lm`) restore from, and save to,
-  the checkpoints of `train.py` and `task.init_checkpoint`.
+  Built by the Model Garden's own `MaskedLMTask`. Its `checkpoint_items`
+  (`encoder`, `masked_lm`) restore from, and save to, the checkpoints of
+  `train.py` and `task.init_checkpoint`.
   """
-  encoder = encoders.build_encoder(encoders.EncoderConfig(
-      type='bert_v2', bert_v2=model.encoder.get()))
-  pretrainer = models.BertPretrainerV2(
-      encoder_network=encoder,
-      mlm_activation=tf_utils.get_activation(model.mlm_activation),
-      mlm_initializer=tf_keras.initializers.TruncatedNormal(
-          stddev=model.mlm_initializer_range),
-      classification_heads=[])
+  plain = model.replace(encoder=encoders.EncoderConfig(
+      type='bert_v2', bert_v2=model.encoder.get()), cls_heads=[])
+  pretrainer = masked_lm_task.MaskedLMTask(
+      masked_lm_task.MaskedLMConfig(model=plain)).build_model()
   ids = tf.zeros([1, 2], tf.int32)
   pretrainer(dict(input_word_ids=ids, input_mask=tf.ones_like(ids),
                   input_type_ids=ids, masked_lm_positions=ids))

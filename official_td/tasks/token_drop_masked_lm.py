@@ -15,8 +15,6 @@ import tensorflow as tf
 import tf_keras
 
 from official.core import task_factory
-from official.modeling import tf_utils
-from official.nlp.modeling import models
 from official.nlp.tasks import masked_lm
 from official_td.configs import token_drop_config
 from official_td.data import token_frequencies
@@ -115,22 +113,20 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
   def drops_tokens(self) -> bool:
     return self.task_config.strategy != 'none'
 
-  def build_model(self, params=None) -> tf_keras.Model:
-    """BertPretrainerV2 on a TokenDropEncoder, with `importance_recorder`."""
-    config = params or self.task_config.model
-    bert = config.encoder.get()
+  def _build_encoder(self, encoder_cfg) -> token_drop_encoder.TokenDropEncoder:
+    """The Model Garden's `build_encoder`, as a `TokenDropEncoder`."""
     drop = self.task_config.token_drop
-    encoder = token_drop_encoder.TokenDropEncoder(
+    return token_drop_encoder.TokenDropEncoder(
         keep_ratio=drop.keep_ratio,
         drop_start_layer=drop.drop_start_layer,
         drop_end_layer=drop.drop_end_layer,
-        **token_drop_encoder.encoder_kwargs(bert))
-    model = models.BertPretrainerV2(
-        encoder_network=encoder,
-        mlm_activation=tf_utils.get_activation(config.mlm_activation),
-        mlm_initializer=tf_keras.initializers.TruncatedNormal(
-            stddev=config.mlm_initializer_range),
-        classification_heads=[])
+        **token_drop_encoder.encoder_kwargs(encoder_cfg.get()))
+
+  def build_model(self, params=None) -> tf_keras.Model:
+    """BertPretrainerV2 on a TokenDropEncoder, with `importance_recorder`."""
+    model = super().build_model(params)  # MaskedLMTask, via _build_encoder
+    bert = (params or self.task_config.model).encoder.get()
+    drop = self.task_config.token_drop
     special = self._vocab.special_ids
     strategy = self.task_config.strategy
     # An attribute of the model, so the table is in every model checkpoint.
