@@ -187,8 +187,11 @@ class ImportTest(tf.test.TestCase):
     self.assertIn('cls.predictions.transform.dense.weight', _imported().fresh)
     self.assertEmpty(_imported().ignored)
     with open(_imported().config_file) as f:
-      bert = yaml.safe_load(f)['task']['model']['encoder']['bert']
+      overrides = yaml.safe_load(f)
+    bert = overrides['task']['model']['encoder']['bert']
     self.assertEqual(bert['hidden_activation'], 'token_drop>gelu_exact')
+    self.assertEqual(overrides['trainer']['optimizer_config']['learning_rate'][
+        'polynomial']['initial_learning_rate'], 1e-4)
 
   def test_export_back_round_trips_the_encoder_weights_exactly(self):
     directory = os.path.join(self.create_tempdir().full_path, 'hf')

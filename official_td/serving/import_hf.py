@@ -13,7 +13,8 @@ json` for `do_lower_case`) and writes OUTPUT_DIR, a model_dir at step 0:
                          a `--config_file` for train.py: the model's sizes,
                          activation (kept exact: transformers' 'gelu' is the
                          erf form, not the Model Garden's 'gelu'), dropout,
-                         vocabulary, lower-casing and `init_checkpoint`
+                         vocabulary, lower-casing, `init_checkpoint` and a
+                         continued-pretraining peak learning rate of 1e-4
   params.yaml            the whole experiment config, so that
                          `export_hf --model_dir=OUTPUT_DIR` exports it back
 A folder without an MLM head (a `BertModel`, e.g. a sentence encoder) gets a
@@ -136,16 +137,26 @@ def experiment_config(bert: encoders.BertEncoderConfig, vocab_file: str,
   return config
 
 
+# Peak learning rate for continued pretraining: BERT-style models are
+# further pretrained at about 1e-4 (the defaults' 1e-3 suits a small model
+# from scratch and would undo much of a pretrained one).
+CONTINUE_LEARNING_RATE = 1e-4
+
+
 def continue_pretraining_overrides(config: cfg.ExperimentConfig) -> Dict:
-  """The part of `config` a `--config_file` must set to continue pretraining."""
+  """What a `--config_file` must set to continue pretraining the import."""
   task = config.task
-  return {'task': {
-      'init_checkpoint': task.init_checkpoint,
-      'model': {'encoder': task.model.encoder.as_dict(),
-                'mlm_activation': task.model.mlm_activation},
-      'token_drop': {'vocab_file': task.token_drop.vocab_file,
-                     'lower_case': task.token_drop.lower_case},
-  }}
+  return {
+      'task': {
+          'init_checkpoint': task.init_checkpoint,
+          'model': {'encoder': task.model.encoder.as_dict(),
+                    'mlm_activation': task.model.mlm_activation},
+          'token_drop': {'vocab_file': task.token_drop.vocab_file,
+                         'lower_case': task.token_drop.lower_case},
+      },
+      'trainer': {'optimizer_config': {'learning_rate': {'polynomial': {
+          'initial_learning_rate': CONTINUE_LEARNING_RATE}}}},
+  }
 
 
 def import_model(hf_dir: str, output_dir: str) -> ImportResult:
