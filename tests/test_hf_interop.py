@@ -93,6 +93,24 @@ def _max_difference(a, b) -> float:
   return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
 
 
+class WeightPairTest(tf.test.TestCase):
+
+  def test_query_kernel_layout_round_trips_and_bad_shapes_are_named(self):
+    # A query kernel [hidden=4, heads=2, head_size=3]: transformers' Linear
+    # weight is [heads * head_size, hidden], output unit h*3+d from input i.
+    kernel = np.arange(24, dtype=np.float32).reshape(4, 2, 3)
+    pair = hf_weights.WeightPair(tf.Variable(kernel), 'q.weight', 1)
+    hf = pair.to_hf()
+    self.assertEqual(hf.shape, (6, 4))
+    self.assertEqual(hf[1 * 3 + 2, 3], kernel[3, 1, 2])
+    pair.variable.assign(tf.zeros_like(kernel))
+    pair.assign_from_hf(hf)
+    self.assertAllEqual(pair.variable, kernel)
+    with self.assertRaisesRegex(ValueError, r'q.weight has shape \(4, 6\).*'
+                                r'needs \(6, 4\)'):
+      pair.assign_from_hf(hf.T)
+
+
 class ExportTest(tf.test.TestCase):
 
   def test_transformers_hidden_states_and_pooled_output_equal_ours(self):
