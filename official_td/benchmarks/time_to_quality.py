@@ -159,11 +159,10 @@ def variant_config(variant: str, seed: int, data_dir: str, batch_size: int,
   `model` (a `bench_configs` preset or `L{layers}_H{hidden}`) resizes the
   encoder; without it the config's sizes stay (e.g. an imported model's).
   """
-  config = bench_configs.experiment(variant, None, data_dir, batch_size,
+  size = bench_configs.model_size(model) if model else None
+  config = bench_configs.experiment(variant, size, data_dir, batch_size,
                                     config_files=config_files,
                                     params_override=params_override)
-  if model:
-    config.task.model.encoder.bert.override(bench_configs.model_size(model))
   config.task.train_data.seed = seed
   config.task.token_drop.seed = seed
   return config
