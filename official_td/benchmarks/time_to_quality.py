@@ -133,7 +133,7 @@ class Arm:
   def record(self, eval_batches: int, block: int) -> CurvePoint:
     logs = self.trainer.evaluate(tf.constant(eval_batches, tf.int32))
     point = CurvePoint(step=self.step,
-                       train_seconds=round(self.train_seconds, 2),
+                       train_seconds=self.train_seconds,
                        val_mlm_loss=float(logs['lm_example_loss']),
                        val_mlm_accuracy=float(logs['masked_lm_accuracy']),
                        block=block)
