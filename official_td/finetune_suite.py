@@ -6,7 +6,10 @@ r"""Fine-tunes one pretrained model on every task of the downstream suite.
 
 The pretrained model is MODEL_DIR's latest checkpoint (or --checkpoint), or
 an exported encoder SavedModel (--saved_model); MODEL_DIR/params.yaml gives
-the encoder's config. Each task is fine-tuned with the Model Garden's
+the encoder's config. `--random_init` is the control without pretraining:
+the same encoder at its random initialisation (seeded by the fine-tuning
+seed), fine-tuned the same way; a pretrained model that does not beat it has
+learned nothing that the tasks can use. Each task is fine-tuned with the Model Garden's
 `sentence_prediction` task once per seed, then scored on its dev and test
 splits. Prints a table of accuracy per task (mean over seeds), the average,
 and the number of seeds, and writes it to OUTPUT_DIR/results.json.
@@ -74,8 +77,11 @@ def finetune_task(task_name: str, data_dir: str, encoder_config,
 def run_suite(model_dir: str, data_dir: str, output_dir: str,
               seeds: Sequence[int] = (1,), tasks: Sequence[str] = TASKS,
               checkpoint: Optional[str] = None, saved_model: str = '',
-              **kwargs) -> dict:
+              random_init: bool = False, **kwargs) -> dict:
   """Fine-tunes on every task and seed; returns the results table as a dict.
+
+  With `random_init`, no checkpoint is read: MODEL_DIR only gives the
+  encoder's config, and each seed starts from its own random initialisation.
 
   Raises:
     FileNotFoundError: a task's data (named) or the checkpoint is missing.
@@ -84,7 +90,10 @@ def run_suite(model_dir: str, data_dir: str, output_dir: str,
     finetuning.read_task_meta(data_dir, task_name)
   encoder_config = export_tfhub.read_experiment_config(
       model_dir).task.model.encoder
-  if not saved_model:
+  if random_init and (checkpoint or saved_model):
+    raise ValueError('random_init is the no-pretraining control: drop '
+                     '--checkpoint and --saved_model.')
+  if not saved_model and not random_init:
     checkpoint = checkpoint or tf.train.latest_checkpoint(model_dir)
     if not checkpoint:
       raise FileNotFoundError(f'No checkpoint in {model_dir}.')
@@ -93,14 +102,17 @@ def run_suite(model_dir: str, data_dir: str, output_dir: str,
     for task_name in tasks:
       per_seed[task_name].append(finetune_task(
           task_name, data_dir, encoder_config, output_dir, seed,
-          init_checkpoint='' if saved_model else checkpoint,
-          hub_module_url=saved_model, **kwargs))
+          init_checkpoint='' if saved_model or random_init else checkpoint,
+          hub_module_url=saved_model,
+          random_init=random_init, **kwargs))
   table = {t: {split: float(np.mean([r[split] for r in results]))
                for split in ('dev', 'test')}
            for t, results in per_seed.items()}
   table['average'] = {split: float(np.mean([table[t][split] for t in tasks]))
                       for split in ('dev', 'test')}
-  results = dict(pretrained=saved_model or checkpoint, seeds=list(seeds),
+  pretrained = ('random init (no pretraining)' if random_init
+                else saved_model or checkpoint)
+  results = dict(pretrained=pretrained, seeds=list(seeds),
                  accuracy=table, per_seed=per_seed)
   os.makedirs(output_dir, exist_ok=True)
   with open(os.path.join(output_dir, 'results.json'), 'w') as f:
@@ -124,7 +136,8 @@ def main(_):
   results = run_suite(flags_.model_dir, flags_.data_dir, flags_.output_dir,
                       seeds=[int(s) for s in flags_.seeds],
                       tasks=flags_.tasks, checkpoint=flags_.checkpoint,
-                      saved_model=flags_.saved_model, epochs=flags_.epochs,
+                      saved_model=flags_.saved_model,
+                      random_init=flags_.random_init, epochs=flags_.epochs,
                       learning_rate=flags_.learning_rate)
   table = format_table(results)
   logging.info('Downstream suite:\n%s', table)
@@ -142,6 +155,8 @@ if __name__ == '__main__':
   flags.DEFINE_float('learning_rate', 3e-4, 'Peak AdamW learning rate (3e-4 '
                      'suits the small models pretrained here; pretrained '
                      'BERTs such as MiniLM usually take 1e-4 or less).')
+  flags.DEFINE_bool('random_init', False, 'The control without pretraining: '
+                    'the encoder of MODEL_DIR/params.yaml at random init.')
   flags.DEFINE_list('seeds', ['1'], 'Seeds to average over.')
   flags.DEFINE_list('tasks', list(TASKS), 'Tasks of the suite.')
   flags.DEFINE_float('epochs', 3.0, 'Passes over each train split.')

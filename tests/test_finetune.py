@@ -79,6 +79,36 @@ class FinetuneTest(tf.test.TestCase, parameterized.TestCase):
                                self.create_tempdir().full_path,
                                tasks=['polarity'])
 
+  def test_random_init_control_reads_no_checkpoint(self):
+    # A model_dir holding only params.yaml: the control needs no weights.
+    model_dir = self.create_tempdir().full_path
+    tf.io.gfile.copy(os.path.join(pretrained.model_dir(), 'params.yaml'),
+                     os.path.join(model_dir, 'params.yaml'))
+    with self.assertRaisesRegex(FileNotFoundError, 'No checkpoint'):
+      finetune_suite.run_suite(model_dir, pretrained.downstream_dir(),
+                               self.create_tempdir().full_path,
+                               tasks=['polarity'])
+    results = finetune_suite.run_suite(
+        model_dir, pretrained.downstream_dir(),
+        self.create_tempdir().full_path, tasks=['polarity'], epochs=0.2,
+        random_init=True, seq_length=real_data.SEQ_LENGTH, batch_size=16)
+    self.assertEqual(results['pretrained'], 'random init (no pretraining)')
+    self.assertBetween(results['accuracy']['polarity']['test'], 0.0, 1.0)
+
+  def test_random_init_weights_are_not_the_checkpoints(self):
+    _, pretrained_model = _build(_config('polarity',
+                                         init_checkpoint=_checkpoint()))
+    _, control = _build(_config('polarity', random_init=True))
+    embeddings = [m.checkpoint_items['encoder'].get_embedding_table()
+                  for m in (pretrained_model, control)]
+    self.assertEqual(embeddings[0].shape, embeddings[1].shape)
+    self.assertGreater(float(tf.reduce_max(tf.abs(
+        embeddings[0] - embeddings[1]))), 1e-3)
+
+  def test_random_init_with_a_checkpoint_is_refused(self):
+    with self.assertRaisesRegex(ValueError, 'no-pretraining control'):
+      _config('polarity', init_checkpoint=_checkpoint(), random_init=True)
+
   def test_suite_prints_a_table(self):
     results = finetune_suite.run_suite(
         pretrained.model_dir(), pretrained.downstream_dir(),

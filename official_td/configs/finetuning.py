@@ -41,7 +41,8 @@ def finetune_config(task: str, data_dir: str,
                     num_classes: Optional[int] = None, seq_length: int = 128,
                     train_examples: int = 4000, epochs: float = 3.0,
                     batch_size: int = 32, learning_rate: float = 3e-4,
-                    seed: int = 1) -> cfg.ExperimentConfig:
+                    seed: int = 1,
+                    random_init: bool = False) -> cfg.ExperimentConfig:
   """The fine-tuning experiment for one task of the suite.
 
   Args:
@@ -50,7 +51,8 @@ def finetune_config(task: str, data_dir: str,
     data_dir: the suite's root, with TASK/{train,dev}.tfrecord.
     encoder: the pretrained encoder's config (type `bert` or `bert_v2`).
     init_checkpoint: a pretraining checkpoint, or
-    hub_module_url: an exported encoder SavedModel (exactly one of the two).
+    hub_module_url: an exported encoder SavedModel (exactly one of the two,
+      unless `random_init`).
     num_classes: default from TASK/meta_data.json.
     seq_length: tokens per example, as in the TFRecords.
     train_examples: size of the train split (sets the number of steps).
@@ -58,12 +60,19 @@ def finetune_config(task: str, data_dir: str,
     batch_size: global batch size.
     learning_rate: peak AdamW learning rate (linear warmup 10%, then decay).
     seed: data shuffling seed.
+    random_init: the no-pretraining control: the same encoder at its random
+      initialisation; give neither `init_checkpoint` nor `hub_module_url`.
 
   Raises:
-    ValueError: both or neither of `init_checkpoint` and `hub_module_url`.
+    ValueError: both or neither of `init_checkpoint` and `hub_module_url`
+      (or either of them with `random_init`).
   """
-  if bool(init_checkpoint) == bool(hub_module_url):
-    raise ValueError('Give exactly one of init_checkpoint and hub_module_url.')
+  if random_init and (init_checkpoint or hub_module_url):
+    raise ValueError('random_init is the no-pretraining control: give neither '
+                     'init_checkpoint nor hub_module_url with it.')
+  if not random_init and bool(init_checkpoint) == bool(hub_module_url):
+    raise ValueError('Give exactly one of init_checkpoint and hub_module_url '
+                     '(or random_init=True for the no-pretraining control).')
   if num_classes is None:
     num_classes = read_task_meta(data_dir, task)['num_labels']
   train_steps = max(1, int(epochs * train_examples / batch_size))
