@@ -54,12 +54,38 @@ def tfrecord_dir(vocab_file: str = VOCAB) -> str:
   return output_dir
 
 
+SHORT_SEQ_LENGTH = 16
+SHORT_MAX_PREDICTIONS = 3
+
+
+@functools.lru_cache(maxsize=None)
+def short_tfrecord_dir() -> str:
+  """TFRecords of the same text at seq_length 16 (3 predictions)."""
+  output_dir = tempfile.mkdtemp(prefix='td_short_data_')
+  cpd.create_pretraining_data(
+      corpus_slice(), VOCAB, output_dir,
+      cpd.MaskingConfig(seq_length=SHORT_SEQ_LENGTH,
+                        max_predictions_per_seq=SHORT_MAX_PREDICTIONS),
+      num_shards=2, validation_every=10)
+  return output_dir
+
+
 def data_config(split: str = 'train', batch_size: int = 8,
                 is_training: bool = True, vocab_file: str = VOCAB):
   return pretrain_dataloader.BertPretrainDataConfig(
       input_path=os.path.join(tfrecord_dir(vocab_file), f'{split}-*.tfrecord'),
       global_batch_size=batch_size, is_training=is_training,
       seq_length=SEQ_LENGTH, max_predictions_per_seq=MAX_PREDICTIONS,
+      use_next_sentence_label=False, seed=1, deterministic=True)
+
+
+def short_data_config(batch_size: int = 16):
+  """Training data config of `short_tfrecord_dir()`."""
+  return pretrain_dataloader.BertPretrainDataConfig(
+      input_path=os.path.join(short_tfrecord_dir(), 'train-*.tfrecord'),
+      global_batch_size=batch_size, is_training=True,
+      seq_length=SHORT_SEQ_LENGTH,
+      max_predictions_per_seq=SHORT_MAX_PREDICTIONS,
       use_next_sentence_label=False, seed=1, deterministic=True)
 
 

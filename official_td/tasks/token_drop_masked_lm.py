@@ -16,6 +16,7 @@ import tf_keras
 
 from official.core import task_factory
 from official.nlp.tasks import masked_lm
+from official_td.configs import sequence_phases
 from official_td.configs import token_drop_config
 from official_td.data import token_frequencies
 from official_td.data import vocabulary as vocabulary_lib
@@ -44,12 +45,17 @@ class TokenDropMaskedLMConfig(masked_lm.MaskedLMConfig):
       or 'none' (no dropping: the baseline).
     token_drop: keep ratio, layer split, importance settings, vocabulary.
     sctd: the ScTD semantic-consistency loss (off by default).
+    short_sequence_phase: the first training steps on shorter sequences
+      (off by default); `TokenDropTrainer` switches the input.
   """
   strategy: str = 'dynamic'
   token_drop: token_drop_config.TokenDropConfig = dataclasses.field(
       default_factory=token_drop_config.TokenDropConfig)
   sctd: token_drop_config.SctdConfig = dataclasses.field(
       default_factory=token_drop_config.SctdConfig)
+  short_sequence_phase: sequence_phases.ShortSequencePhaseConfig = (
+      dataclasses.field(
+          default_factory=sequence_phases.ShortSequencePhaseConfig))
 
 
 @task_factory.register_task_cls(TokenDropMaskedLMConfig)
@@ -87,9 +93,18 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
     input_checks.check_encoder_options(encoder)
     input_checks.check_vocab_matches_encoder(vocab, encoder)
     input_checks.check_init_checkpoint(params.init_checkpoint, encoder, vocab)
-    for name in ('train_data', 'validation_data'):
-      data = getattr(params, name)
+    phase = params.short_sequence_phase
+    datasets = {'train_data': params.train_data,
+                'validation_data': params.validation_data}
+    if phase.steps:
+      datasets['short_sequence_phase.data'] = phase.data
+    for name, data in datasets.items():
       if not data.input_path:
+        if name == 'short_sequence_phase.data':
+          raise ValueError(
+              f'task.short_sequence_phase.steps={phase.steps} needs '
+              'task.short_sequence_phase.data.input_path (TFRecords of the '
+              'short sequences); or set steps=0.')
         continue  # e.g. no validation data in --mode=train
       setting = f'task.{name}.input_path'
       files = input_checks.check_input_files(data.input_path, setting)
@@ -98,8 +113,10 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
       input_checks.check_sequence_length(data.seq_length, encoder,
                                          f'task.{name}')
     if params.strategy != 'none':
-      input_checks.check_token_drop_settings(params.token_drop, encoder,
-                                             params.train_data.seq_length)
+      for name, data in datasets.items():
+        if name != 'validation_data':
+          input_checks.check_token_drop_settings(params.token_drop, encoder,
+                                                 data.seq_length)
     if params.sctd.enabled:
       input_checks.check_sctd_settings(params.sctd, params.strategy,
                                        encoder.get().num_layers)

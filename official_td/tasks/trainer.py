@@ -20,6 +20,11 @@ class TokenDropTrainer(base_trainer.Trainer):
   a seed the order is random and a resumed run starts a fresh stream (a
   warning says so).
 
+  Phases: with `task.short_sequence_phase.steps` = N > 0, steps 0..N-1 read
+  the short-sequence data and the rest `task.train_data`, each positioned
+  as above within its phase; a train loop that would cross step N is split
+  there, so no step reads the wrong phase's batches.
+
   Drops: at the end of each train loop (every `steps_per_loop` steps, and so
   at the summary interval) the per-id dropped counts, a vector, are taken
   out of the scalar logs, logged as text and written as a TensorBoard text
@@ -32,6 +37,8 @@ class TokenDropTrainer(base_trainer.Trainer):
   importance strategy and ScTD included. Under a `TPUStrategy` the step is
   compiled by the TPU anyway and is left as the base class builds it.
   """
+
+  _phase_start = None  # first step of the phase the input iterator serves
 
   @property
   def compiles_task_step(self) -> bool:
@@ -59,22 +66,40 @@ class TokenDropTrainer(base_trainer.Trainer):
     self.strategy.run(step_fn, args=(inputs,), options=self._runtime_options)
 
   def train(self, num_steps: tf.Tensor):
-    if self._train_iter is None:  # the first loop of this process
-      start = int(self.global_step.numpy())
-      if start > 0:
-        self.train_dataset = self._dataset_from_step(start)
+    step = int(self.global_step.numpy())
+    count = int(num_steps)
+    boundary = self.config.task.short_sequence_phase.steps
+    if step < boundary < step + count:  # never run one loop across phases
+      self.train(tf.constant(boundary - step, tf.int32))
+      return self.train(tf.constant(step + count - boundary, tf.int32))
+    phase_start = self._phase(step)[1]
+    if self._train_iter is None or phase_start != self._phase_start:
+      # The first loop of this process (possibly resumed, possibly in the
+      # short phase), or the change to full-length sequences.
+      if step > 0 or boundary:
+        self.train_dataset = self._dataset_from_step(step)
+      self._phase_start = phase_start
     return super().train(num_steps)
+
+  def _phase(self, step: int):
+    """(data config, first step) of the training phase holding `step`."""
+    task = self.config.task
+    if step < task.short_sequence_phase.steps:
+      return task.short_sequence_phase.data, 0
+    return task.train_data, task.short_sequence_phase.steps
 
   def _dataset_from_step(self, step: int):
     """The distributed training input, positioned at global step `step`."""
-    data = self.config.task.train_data
-    if data.seed is None:
+    data, phase_start = self._phase(step)
+    if data.seed is None and step > phase_start:
       logging.warning(
-          'task.train_data.seed is not set: the input order is random, so '
-          'this run, resumed at step %d, reads a fresh stream instead of '
+          'The input of this phase has no seed: the input order is random, '
+          'so this run, resumed at step %d, reads a fresh stream instead of '
           'continuing the earlier one. Set a seed for exact resumption.',
           step)
-      return self.train_dataset
+      skip = 0
+    else:
+      skip = step - phase_start
 
     def dataset_fn(input_context=None):
       dataset = self.task.build_inputs(data, input_context)
@@ -83,9 +108,10 @@ class TokenDropTrainer(base_trainer.Trainer):
           1 if input_context is None else
           input_context.num_replicas_in_sync //
           input_context.num_input_pipelines)
-      return dataset.skip(step * replicas_per_pipeline)
+      return dataset.skip(skip * replicas_per_pipeline)
 
-    logging.info('Resuming the input stream at step %d.', step)
+    logging.info('Training input: %s (seq_length %d) from its batch %d, at '
+                 'step %d.', data.input_path, data.seq_length, skip, step)
     return self.distribute_dataset(dataset_fn)
 
   def train_loop_end(self):
