@@ -30,40 +30,47 @@ class TokenDropTrainer(base_trainer.Trainer):
   out of the scalar logs, logged as text and written as a TensorBoard text
   summary `most_often_dropped_tokens` (subject to the summary interval).
 
-  XLA: with `runtime.enable_xla` the task's train step is compiled with
-  `jit_compile=True` on every device. The base class does so only when
-  `runtime.num_gpus > 0`, so on CPU the flag did nothing; there XLA runs the
-  4-layer, hidden-128 step 1.7x faster (docs/RESULTS.md section 12), every
-  importance strategy and ScTD included. Under a `TPUStrategy` the step is
-  compiled by the TPU anyway and is left as the base class builds it.
+  XLA: with `runtime.enable_xla` and one replica (CPU, or one GPU) the
+  training step is compiled with `jit_compile=True`. The base class compiles
+  only when `runtime.num_gpus > 0`, so on CPU the flag did nothing; there XLA
+  runs the 4-layer, hidden-128 step 1.7x faster (docs/RESULTS.md section
+  12), every importance strategy and ScTD included. Several replicas are left
+  to the base class, and under a `TPUStrategy` the TPU compiles the step
+  anyway.
   """
 
   _phase_start = None  # first step of the phase the input iterator serves
 
   @property
   def compiles_task_step(self) -> bool:
-    """Whether `train_step` runs the task's step XLA-compiled."""
+    """Whether `train_step` runs XLA-compiled (see the class docstring)."""
     tpu = (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)
-    return bool(self.config.runtime.enable_xla) and not isinstance(
-        self.strategy, tpu)
+    return (bool(self.config.runtime.enable_xla) and
+            not isinstance(self.strategy, tpu) and
+            self.strategy.num_replicas_in_sync == 1)
 
   def train_step(self, iterator):
-    """As the base class, with the task's step XLA-compiled if asked."""
+    """As the base class, XLA-compiled if `compiles_task_step`."""
     if not self.compiles_task_step:
       return super().train_step(iterator)
-    if getattr(self, '_compiled_task_step', None) is None:
-      self._compiled_task_step = tf.function(self.task.train_step,
-                                             jit_compile=True)
+    if getattr(self, '_compiled_step', None) is None:
 
-    def step_fn(inputs):
-      logs = self._compiled_task_step(
-          inputs, model=self.model, optimizer=self.optimizer,
-          metrics=self.train_metrics)
-      self._train_loss.update_state(logs[self.task.loss])
-      self.global_step.assign_add(1)
+      def step_fn(inputs):
+        logs = self.task.train_step(
+            inputs, model=self.model, optimizer=self.optimizer,
+            metrics=self.train_metrics)
+        self._train_loss.update_state(logs[self.task.loss])
+        self.global_step.assign_add(1)
 
-    inputs = self.next_train_inputs(iterator)
-    self.strategy.run(step_fn, args=(inputs,), options=self._runtime_options)
+      # The whole replica step is compiled, `strategy.run` included: a
+      # compiled function nested inside `strategy.run` (the base class's
+      # GPU path) fails at the optimizer's cross-replica merge_call under
+      # the MirroredStrategy that train.py uses on CPU.
+      self._compiled_step = tf.function(
+          lambda inputs: self.strategy.run(
+              step_fn, args=(inputs,), options=self._runtime_options),
+          jit_compile=True)
+    self._compiled_step(self.next_train_inputs(iterator))
 
   def train(self, num_steps: tf.Tensor):
     step = int(self.global_step.numpy())
