@@ -52,6 +52,21 @@ class ExperimentsTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(token_drop_encoder.num_kept_tokens(
         config.task.train_data.seq_length, drop.keep_ratio), 256)
 
+  def test_cpu_recipe_phases_keep_tokens_per_step_and_one_schedule(self):
+    path = os.path.join(real_data.REPO, 'experiments', 'cpu_recipe.yaml')
+    config = hyperparams.override_params_dict(
+        exp_factory.get_exp_config('bert/token_drop_baseline'), path,
+        is_strict=True)
+    phase, full = config.task.short_sequence_phase, config.task.train_data
+    self.assertEqual(phase.data.seq_length * phase.data.global_batch_size,
+                     full.seq_length * full.global_batch_size)
+    self.assertBetween(phase.steps, 1, config.trainer.train_steps - 1)
+    self.assertEqual(config.task.validation_data.seq_length, full.seq_length)
+    self.assertEqual(config.trainer.optimizer_config.learning_rate.polynomial
+                     .decay_steps, config.trainer.train_steps)
+    self.assertEqual(config.task.strategy, 'none')
+    self.assertTrue(config.runtime.enable_xla)
+
 
 if __name__ == '__main__':
   tf.test.main()

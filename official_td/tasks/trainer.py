@@ -32,9 +32,10 @@ class TokenDropTrainer(base_trainer.Trainer):
 
   XLA: with `runtime.enable_xla` and one replica (CPU, or one GPU) the
   training step is compiled with `jit_compile=True`. The base class compiles
-  only when `runtime.num_gpus > 0`, so on CPU the flag did nothing; there XLA
-  runs the 4-layer, hidden-128 step 1.7x faster (docs/RESULTS.md section
-  12), every importance strategy and ScTD included. Several replicas are left
+  only when `runtime.num_gpus > 0`, so on CPU the flag did nothing. On one
+  CPU core XLA runs the 4-layer, hidden-128 step 1.7x faster (docs/RESULTS.md
+  section 12), every importance strategy and ScTD included; on two cores the
+  gain was not measured apart from other changes. Several replicas are left
   to the base class, and under a `TPUStrategy` the TPU compiles the step
   anyway.
   """
