@@ -42,51 +42,45 @@ def corpus_slice(num_documents: int = 60) -> str:
   return path
 
 
-@functools.lru_cache(maxsize=None)
-def tfrecord_dir(vocab_file: str = VOCAB) -> str:
-  """TFRecords (seq_length 32, 5 predictions) of real text; made once."""
-  output_dir = tempfile.mkdtemp(prefix='td_data_')
-  cpd.create_pretraining_data(
-      corpus_slice(), vocab_file, output_dir,
-      cpd.MaskingConfig(seq_length=SEQ_LENGTH,
-                        max_predictions_per_seq=MAX_PREDICTIONS),
-      num_shards=2, validation_every=10)
-  return output_dir
-
-
 SHORT_SEQ_LENGTH = 16
 SHORT_MAX_PREDICTIONS = 3
 
 
+def tfrecord_dir(vocab_file: str = VOCAB, seq_length: int = SEQ_LENGTH,
+                 max_predictions: int = MAX_PREDICTIONS) -> str:
+  """TFRecords (default: seq_length 32, 5 predictions) of real text; made once."""
+  # One cache key per setting, however the arguments are spelled.
+  return _make_tfrecords(vocab_file, seq_length, max_predictions)
+
+
 @functools.lru_cache(maxsize=None)
-def short_tfrecord_dir() -> str:
-  """TFRecords of the same text at seq_length 16 (3 predictions)."""
-  output_dir = tempfile.mkdtemp(prefix='td_short_data_')
+def _make_tfrecords(vocab_file: str, seq_length: int,
+                    max_predictions: int) -> str:
+  output_dir = tempfile.mkdtemp(prefix='td_data_')
   cpd.create_pretraining_data(
-      corpus_slice(), VOCAB, output_dir,
-      cpd.MaskingConfig(seq_length=SHORT_SEQ_LENGTH,
-                        max_predictions_per_seq=SHORT_MAX_PREDICTIONS),
+      corpus_slice(), vocab_file, output_dir,
+      cpd.MaskingConfig(seq_length=seq_length,
+                        max_predictions_per_seq=max_predictions),
       num_shards=2, validation_every=10)
   return output_dir
 
 
 def data_config(split: str = 'train', batch_size: int = 8,
-                is_training: bool = True, vocab_file: str = VOCAB):
+                is_training: bool = True, vocab_file: str = VOCAB,
+                seq_length: int = SEQ_LENGTH,
+                max_predictions: int = MAX_PREDICTIONS):
+  directory = tfrecord_dir(vocab_file, seq_length, max_predictions)
   return pretrain_dataloader.BertPretrainDataConfig(
-      input_path=os.path.join(tfrecord_dir(vocab_file), f'{split}-*.tfrecord'),
+      input_path=os.path.join(directory, f'{split}-*.tfrecord'),
       global_batch_size=batch_size, is_training=is_training,
-      seq_length=SEQ_LENGTH, max_predictions_per_seq=MAX_PREDICTIONS,
+      seq_length=seq_length, max_predictions_per_seq=max_predictions,
       use_next_sentence_label=False, seed=1, deterministic=True)
 
 
 def short_data_config(batch_size: int = 16):
-  """Training data config of `short_tfrecord_dir()`."""
-  return pretrain_dataloader.BertPretrainDataConfig(
-      input_path=os.path.join(short_tfrecord_dir(), 'train-*.tfrecord'),
-      global_batch_size=batch_size, is_training=True,
-      seq_length=SHORT_SEQ_LENGTH,
-      max_predictions_per_seq=SHORT_MAX_PREDICTIONS,
-      use_next_sentence_label=False, seed=1, deterministic=True)
+  """Training data of the same text at seq_length 16 (3 predictions)."""
+  return data_config('train', batch_size, seq_length=SHORT_SEQ_LENGTH,
+                     max_predictions=SHORT_MAX_PREDICTIONS)
 
 
 def batch(batch_size: int = 8, index: int = 0):
