@@ -3,6 +3,7 @@
 import json
 import os
 import tempfile
+from unittest import mock
 
 import tensorflow as tf
 
@@ -27,16 +28,63 @@ class StepBudgetTest(tf.test.TestCase):
                      5e-4)
 
 
+def _with_short_phase(config, steps):
+  config.task.short_sequence_phase.steps = steps
+  config.task.short_sequence_phase.data = real_data.short_data_config(4)
+  return config
+
+
+def _seconds_per_step(config, num_steps):
+  """A stand-in calibration: short-phase steps 0.5 s, full-length 2 s."""
+  del num_steps
+  return 0.5 if config.task.short_sequence_phase.steps else 2.0
+
+
+class ShortPhaseBudgetTest(tf.test.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.config = bench_configs.experiment(
+        'dynamic', bench_configs.model_size('L2_H32'),
+        real_data.tfrecord_dir(), batch_size=4)
+
+  @mock.patch.object(time_to_quality, 'calibrate', _seconds_per_step)
+  def test_each_phase_is_counted_at_its_own_rate(self):
+    # 40 short steps take 20 s; the other 80 s hold 40 full-length steps.
+    steps, seconds = time_to_quality.step_budget(
+        _with_short_phase(self.config, 40), 100.0, calibration_steps=2)
+    self.assertEqual((steps, seconds), (80, 2.0))
+    steps, _ = time_to_quality.step_budget(
+        _with_short_phase(self.config, 0), 100.0, calibration_steps=2)
+    self.assertEqual(steps, 50)
+
+  @mock.patch.object(time_to_quality, 'calibrate', _seconds_per_step)
+  def test_a_budget_shorter_than_the_phase_is_refused(self):
+    with self.assertRaisesRegex(ValueError, 'budget_minutes'):
+      time_to_quality.step_budget(_with_short_phase(self.config, 300), 100.0,
+                                  calibration_steps=2)
+
+
 class TimeToQualityTest(tf.test.TestCase):
 
   def test_two_variants_interleaved_within_the_budget(self):
     output_dir = tempfile.mkdtemp(prefix='ttq_')
     results_file = os.path.join(output_dir, 'results.json')
+    # Two phases, as experiments/cpu_recipe.yaml: 3 steps of 16 tokens first.
+    phase_file = os.path.join(output_dir, 'short_phase.yaml')
+    short = real_data.short_data_config(4)
+    with open(phase_file, 'w') as f:
+      f.write('task:\n  short_sequence_phase:\n    steps: 3\n    data:\n'
+              f'      input_path: {short.input_path}\n'
+              f'      seq_length: {short.seq_length}\n'
+              f'      max_predictions_per_seq: {short.max_predictions_per_seq}\n'
+              '      global_batch_size: 4\n')
     budget = 15.0
     arms = time_to_quality.run(
         ['baseline', 'dynamic'], 3, real_data.tfrecord_dir(), output_dir,
         results_file, batch_size=4, budget_seconds=budget, num_evals=3,
-        eval_batches=2, calibration_steps=2, model='L2_H32_A2_I64')
+        eval_batches=2, calibration_steps=2, model='L2_H32_A2_I64',
+        config_files=[phase_file])
 
     with open(results_file) as f:
       runs = json.load(f)
@@ -53,6 +101,9 @@ class TimeToQualityTest(tf.test.TestCase):
       self.assertEqual(steps[0], 0)
       self.assertAllGreater(tf.constant(steps[1:]) - steps[:-1], 0)
       self.assertLessEqual(steps[-1], run['step_budget'])
+      self.assertGreater(steps[-1], 3)  # past the short phase
+      self.assertEqual(arm.trainer.task.task_config.short_sequence_phase.steps,
+                       3)
       if steps[-1] < run['step_budget']:  # stopped by the clock
         self.assertLess(points[-2].train_seconds, budget)
         self.assertGreaterEqual(points[-1].train_seconds, budget)

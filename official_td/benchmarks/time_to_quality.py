@@ -6,9 +6,10 @@ r"""Time to quality: variants trained interleaved on one wall-clock budget.
       --results_file=docs/time_to_quality.json
 
 All variants of one run (one seed) live in one process and train in turns:
-  1. calibration: a throw-away copy of each variant times a few steps; its
-     step budget is rate x budget, so that its learning-rate schedule
-     (warm-up, then linear decay to zero) ends on the budget;
+  1. calibration: a throw-away copy of each variant times a few steps (of
+     each phase, with a `task.short_sequence_phase`); its step budget is
+     what fits the budget at those rates, so that its learning-rate
+     schedule (warm-up, then linear decay to zero) ends on the budget;
   2. blocks of steps, one variant after the other (each block is one
      `num_evals`-th of that variant's step budget), so that a machine that
      speeds up or slows down does so for every variant alike; each variant's
@@ -38,7 +39,7 @@ import math
 import os
 import statistics
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import official_td  # sets TF_USE_LEGACY_KERAS before TensorFlow loads
@@ -74,12 +75,43 @@ def calibrate(config, num_steps: int, warmup: int = 3) -> float:
   Timed as training runs (the Model Garden trainer with its input pipeline
   and metrics), not the bare step: the fixed costs outside the encoder are
   a larger share of a token-dropping step, and leaving them out gave it too
-  many steps for its budget.
+  many steps for its budget. A copy starts at step 0, so with a
+  `task.short_sequence_phase` this times the short phase's steps.
   """
   variant = step_time.build_trainer_variant('calibration', config)
   step_time.warm_up(variant, None, warmup)
   variant.run(None, 0, num_steps)
   return statistics.median(variant.times_ms) / 1000
+
+
+def step_budget(config, budget_seconds: float,
+                calibration_steps: int) -> Tuple[int, float]:
+  """Training steps that fit `budget_seconds`, and the full-length step time.
+
+  With `task.short_sequence_phase`, its steps are counted at their own rate
+  (a 32-token step and a 128-token step differ in cost, and differently for
+  each variant) and the rest at the full-length rate.
+
+  Returns:
+    (steps, seconds per full-length step).
+
+  Raises:
+    ValueError: the budget does not hold the short phase.
+  """
+  phase_steps = config.task.short_sequence_phase.steps
+  full_length = config.replace(task={'short_sequence_phase': {'steps': 0}})
+  seconds_per_step = calibrate(full_length, calibration_steps)
+  if not phase_steps:
+    return max(1, int(budget_seconds / seconds_per_step)), seconds_per_step
+  phase_seconds = phase_steps * calibrate(config, calibration_steps)
+  if phase_seconds >= budget_seconds:
+    raise ValueError(
+        f'The budget of {budget_seconds:.0f} s does not hold the '
+        f'{phase_steps} steps of task.short_sequence_phase (about '
+        f'{phase_seconds:.0f} s here): raise --budget_minutes or shorten '
+        'the phase.')
+  rest = int((budget_seconds - phase_seconds) / seconds_per_step)
+  return phase_steps + max(1, rest), seconds_per_step
 
 
 def with_step_budget(config, train_steps: int,
@@ -112,6 +144,7 @@ class Arm:
   step_budget: int
   ms_per_step: float
   train_seconds: float = 0.0
+  last_block_seconds_per_step: Optional[float] = None
   evals: List[CurvePoint] = dataclasses.field(default_factory=list)
 
   @property
@@ -119,12 +152,13 @@ class Arm:
     return int(self.trainer.global_step.numpy())
 
   def steps_left(self, budget_seconds: float) -> int:
-    """Steps that fit the time left, at the rate measured so far.
+    """Steps that fit the time left, at the rate of the last block.
 
     So that the last block ends on the budget, not up to a block past it.
+    The last block's rate, not the run's mean: a short-sequence phase
+    before it ran at another rate.
     """
-    rate = (self.train_seconds / self.step if self.step and self.train_seconds
-            else self.ms_per_step / 1000)
+    rate = self.last_block_seconds_per_step or self.ms_per_step / 1000
     return max(1, math.ceil((budget_seconds - self.train_seconds) / rate))
 
   def done(self, budget_seconds: float) -> bool:
@@ -172,12 +206,12 @@ def build_arm(variant: str, seed: int, config, output_dir: str,
               budget_seconds: float, calibration_steps: int,
               learning_rate: Optional[float]) -> Arm:
   """Calibrates, then builds the variant's trainer at its step budget."""
-  seconds_per_step = calibrate(config, calibration_steps)
-  step_budget = max(1, int(budget_seconds / seconds_per_step))
-  print(f'{variant} seed {seed}: {seconds_per_step * 1000:.0f} ms/step '
-        f'calibrated, {step_budget} steps in {budget_seconds:.0f} s',
-        flush=True)
-  config = with_step_budget(config, step_budget, learning_rate)
+  steps, seconds_per_step = step_budget(config, budget_seconds,
+                                        calibration_steps)
+  print(f'{variant} seed {seed}: {seconds_per_step * 1000:.0f} ms per '
+        f'full-length step calibrated, {steps} steps in '
+        f'{budget_seconds:.0f} s', flush=True)
+  config = with_step_budget(config, steps, learning_rate)
   model_dir = os.path.join(output_dir, f'{variant}_s{seed}')
   os.makedirs(model_dir, exist_ok=True)
   train_utils.serialize_config(config, model_dir)
@@ -195,7 +229,7 @@ def build_arm(variant: str, seed: int, config, output_dir: str,
              checkpoints=tf.train.CheckpointManager(
                  trainer.checkpoint, model_dir, max_to_keep=1,
                  step_counter=trainer.global_step),
-             step_budget=step_budget, ms_per_step=1000 * seconds_per_step)
+             step_budget=steps, ms_per_step=1000 * seconds_per_step)
 
 
 def train_interleaved(arms: List[Arm], budget_seconds: float, num_evals: int,
@@ -217,7 +251,9 @@ def train_interleaved(arms: List[Arm], budget_seconds: float, num_evals: int,
       start = time.perf_counter()
       arm.trainer.train(tf.constant(steps, tf.int32))
       arm.trainer.global_step.numpy()  # waits for the last step
-      arm.train_seconds += time.perf_counter() - start
+      seconds = time.perf_counter() - start
+      arm.train_seconds += seconds
+      arm.last_block_seconds_per_step = seconds / steps
       arm.record(eval_batches, block)
       on_eval()
 
