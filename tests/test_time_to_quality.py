@@ -6,6 +6,7 @@ import tempfile
 from unittest import mock
 
 import tensorflow as tf
+import yaml
 
 from official_td.benchmarks import bench_configs
 from official_td.benchmarks import time_to_quality
@@ -74,11 +75,10 @@ class TimeToQualityTest(tf.test.TestCase):
     phase_file = os.path.join(output_dir, 'short_phase.yaml')
     short = real_data.short_data_config(4)
     with open(phase_file, 'w') as f:
-      f.write('task:\n  short_sequence_phase:\n    steps: 3\n    data:\n'
-              f'      input_path: {short.input_path}\n'
-              f'      seq_length: {short.seq_length}\n'
-              f'      max_predictions_per_seq: {short.max_predictions_per_seq}\n'
-              '      global_batch_size: 4\n')
+      yaml.safe_dump({'task': {'short_sequence_phase': {'steps': 3, 'data': {
+          'input_path': short.input_path, 'seq_length': short.seq_length,
+          'max_predictions_per_seq': short.max_predictions_per_seq,
+          'global_batch_size': short.global_batch_size}}}}, f)
     budget = 15.0
     arms = time_to_quality.run(
         ['baseline', 'dynamic'], 3, real_data.tfrecord_dir(), output_dir,
