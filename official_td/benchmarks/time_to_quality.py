@@ -386,6 +386,9 @@ def plot(runs: List[Dict], output_dir: str) -> List[str]:
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
   os.makedirs(output_dir, exist_ok=True)
   colors = {v: f'C{i}' for i, v in enumerate(bench_configs.VARIANTS)}
+  # Colour names the variant, line style the seed: seeds of one variant
+  # stay apart where their curves cross.
+  styles = ('-', '--', ':', '-.')
   paths = []
   for key, label in (('val_mlm_loss', 'validation MLM loss (nats)'),
                      ('val_mlm_accuracy', 'validation MLM accuracy')):
@@ -395,6 +398,7 @@ def plot(runs: List[Dict], output_dir: str) -> List[str]:
       axes.plot([p['train_seconds'] / 60 for p in points],
                 [p[key] for p in points], marker='.',
                 color=colors.get(r['variant']),
+                linestyle=styles[(r['seed'] - 1) % len(styles)],
                 label=f"{r['variant']} seed {r['seed']}")
     axes.set_xlabel('training time (min)')
     axes.set_ylabel(label + ', full encoder')
