@@ -10,6 +10,7 @@ import yaml
 
 from official_td.benchmarks import bench_configs
 from official_td.benchmarks import time_to_quality
+from official_td.benchmarks import time_to_quality_report as report
 from tests import real_data
 
 
@@ -68,7 +69,13 @@ class ShortPhaseBudgetTest(tf.test.TestCase):
 
 class TimeToQualityTest(tf.test.TestCase):
 
-  def test_two_variants_interleaved_within_the_budget(self):
+  # A stand-in calibration (5 s a short-phase step, 20 s a full-length one)
+  # sizes the step budget the same on any machine, however loaded: 3 short
+  # steps and (600 - 15) // 20 = 29 full-length ones. The real steps are
+  # far faster, so the step budget, not the clock, ends each variant.
+  @mock.patch.object(time_to_quality, 'calibrate',
+                     lambda *args: 10 * _seconds_per_step(*args))
+  def test_two_variants_interleaved_on_their_step_budgets(self):
     output_dir = tempfile.mkdtemp(prefix='ttq_')
     results_file = os.path.join(output_dir, 'results.json')
     # Two phases, as experiments/cpu_recipe.yaml: 3 steps of 16 tokens first.
@@ -79,7 +86,7 @@ class TimeToQualityTest(tf.test.TestCase):
           'input_path': short.input_path, 'seq_length': short.seq_length,
           'max_predictions_per_seq': short.max_predictions_per_seq,
           'global_batch_size': short.global_batch_size}}}}, f)
-    budget = 15.0
+    budget = 600.0
     arms = time_to_quality.run(
         ['baseline', 'dynamic'], 3, real_data.tfrecord_dir(), output_dir,
         results_file, batch_size=4, budget_seconds=budget, num_evals=3,
@@ -90,23 +97,19 @@ class TimeToQualityTest(tf.test.TestCase):
       runs = json.load(f)
     self.assertEqual([(r['variant'], r['seed']) for r in runs],
                      [('baseline', 3), ('dynamic', 3)])
-    baseline, dynamic = [[time_to_quality.CurvePoint(**p) for p in r['evals']]
-                         for r in runs]
+    baseline, dynamic = [report.points_of(r) for r in runs]
     # Blocks alternate: baseline trains block 1, dynamic block 2, ...
     self.assertEqual((baseline[1].block, dynamic[1].block), (1, 2))
     # One seed, one initialisation: the untrained models score the same.
     self.assertAllClose(baseline[0].val_mlm_loss, dynamic[0].val_mlm_loss)
     for run, points, arm in zip(runs, (baseline, dynamic), arms):
       steps = [p.step for p in points]
-      self.assertEqual(steps[0], 0)
-      self.assertAllGreater(tf.constant(steps[1:]) - steps[:-1], 0)
-      self.assertLessEqual(steps[-1], run['step_budget'])
-      self.assertGreater(steps[-1], 3)  # past the short phase
+      self.assertEqual(run['step_budget'], 32)
+      # Blocks of ceil(32 / 3) = 11 steps, the last one cut to the budget.
+      self.assertEqual(steps, [0, 11, 22, 32])
+      self.assertLess(points[-1].train_seconds, budget)
       self.assertEqual(arm.trainer.task.task_config.short_sequence_phase.steps,
                        3)
-      if steps[-1] < run['step_budget']:  # stopped by the clock
-        self.assertLess(points[-2].train_seconds, budget)
-        self.assertGreaterEqual(points[-1].train_seconds, budget)
       for point in points:
         self.assertAllInRange([point.val_mlm_accuracy], 0.0, 1.0)
         self.assertTrue(0.0 < point.val_mlm_loss < 20.0)
@@ -116,9 +119,6 @@ class TimeToQualityTest(tf.test.TestCase):
           steps[-1])
       self.assertTrue(os.path.exists(os.path.join(arm.model_dir,
                                                   'params.yaml')))
-    for path in time_to_quality.plot(runs, output_dir):
-      with open(path, 'rb') as f:
-        self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
 
   def test_a_rerun_replaces_the_same_variant_and_seed(self):
     results_file = os.path.join(tempfile.mkdtemp(), 'results.json')
@@ -135,27 +135,78 @@ class TimeToQualityTest(tf.test.TestCase):
         [('baseline', 1, 6.0), ('baseline', 2, 6.5), ('dynamic', 1, 4.0)])
 
 
-class TimeFractionTest(tf.test.TestCase):
+class _FakeClock:
+  """`time.perf_counter` that advances only when a fake trainer trains."""
 
-  def test_time_to_the_baseline_final_loss_is_interpolated(self):
-    def evals(*points):
-      return [dict(step=i, train_seconds=t, val_mlm_loss=loss,
-                   val_mlm_accuracy=accuracy)
-              for i, (t, loss, accuracy) in enumerate(points)]
-    runs = [
-        {'variant': 'baseline', 'seed': 1,
-         'evals': evals((0, 10.0, 0.0), (100, 6.0, 0.2))},
-        {'variant': 'dynamic', 'seed': 1,
-         'evals': evals((0, 10.0, 0.0), (50, 7.0, 0.1), (80, 5.0, 0.3))},
-        {'variant': 'random', 'seed': 1,
-         'evals': evals((0, 10.0, 0.0), (100, 6.5, 0.1))},
-    ]
-    fractions = time_to_quality.time_fractions(runs)
-    self.assertAllClose(fractions['baseline']['loss'], [1.0])
-    # 6.0 lies halfway between 7.0 (50 s) and 5.0 (80 s): 65 s of 100 s.
-    self.assertAllClose(fractions['dynamic']['loss'], [0.65])
-    self.assertAllClose(fractions['dynamic']['accuracy'], [0.65])
-    self.assertEqual(fractions['random']['loss'], [None])
+  def __init__(self):
+    self.now = 0.0
+
+  def perf_counter(self):
+    return self.now
+
+
+class _FakeTrainer:
+  """Trains at `seconds_per_step` of the fake clock; evaluates to constants."""
+
+  def __init__(self, clock, seconds_per_step):
+    self.clock = clock
+    self.seconds_per_step = seconds_per_step
+    self.global_step = tf.Variable(0, dtype=tf.int64)
+    self.blocks = []
+
+  def train(self, num_steps):
+    self.blocks.append(int(num_steps))
+    self.global_step.assign_add(int(num_steps))
+    self.clock.now += self.seconds_per_step * int(num_steps)
+
+  def evaluate(self, num_batches):
+    del num_batches
+    return {'lm_example_loss': 5.0, 'masked_lm_accuracy': 0.2}
+
+
+class ClockStopTest(tf.test.TestCase):
+  """How blocks are sized and when a variant stops, on a fake clock."""
+
+  def _arm(self, clock, variant, seconds_per_step, calibrated_ms, budget):
+    return time_to_quality.Arm(
+        variant=variant, seed=1, model_dir='', trainer=_FakeTrainer(
+            clock, seconds_per_step), checkpoints=mock.Mock(),
+        step_budget=int(budget * 1000 / calibrated_ms),
+        ms_per_step=calibrated_ms)
+
+  def test_a_slower_variant_than_calibrated_stops_on_the_clock(self):
+    clock = _FakeClock()
+    budget = 100.0
+    # Calibrated right: 100 steps in 100 s, blocks of 20 steps.
+    baseline = self._arm(clock, 'baseline', 1.0, 1000.0, budget)
+    # Calibrated at 400 ms but runs at 600 ms: 250 steps planned, blocks of
+    # 50 (30 s each); after three blocks 10 s are left, 17 steps at 0.6 s.
+    dynamic = self._arm(clock, 'dynamic', 0.6, 400.0, budget)
+    with mock.patch.object(time_to_quality, 'time', clock):
+      time_to_quality.train_interleaved([baseline, dynamic], budget,
+                                        num_evals=5, eval_batches=1)
+
+    self.assertEqual(baseline.trainer.blocks, [20] * 5)
+    self.assertEqual(baseline.step, baseline.step_budget)
+    self.assertAllClose(baseline.train_seconds, 100.0)
+    self.assertEqual(dynamic.trainer.blocks, [50, 50, 50, 17])
+    self.assertLess(dynamic.step, dynamic.step_budget)
+    self.assertAllClose(dynamic.train_seconds, 100.2)
+    self.assertTrue(dynamic.done(budget))
+    # An evaluation before training and after every block, in turns.
+    self.assertEqual([p.block for p in baseline.evals], [0, 1, 3, 5, 7, 9])
+    self.assertEqual([p.block for p in dynamic.evals], [0, 2, 4, 6, 8])
+    self.assertEqual([p.step for p in dynamic.evals], [0, 50, 100, 150, 167])
+
+  def test_steps_left_uses_the_last_block_rate(self):
+    clock = _FakeClock()
+    arm = self._arm(clock, 'dynamic', 0.5, 250.0, 100.0)
+    self.assertEqual(arm.steps_left(100.0), 400)  # at the calibrated rate
+    arm.train_seconds, arm.last_block_seconds_per_step = 90.0, 0.4
+    self.assertEqual(arm.steps_left(100.0), 25)
+    arm.train_seconds = 100.0
+    self.assertEqual(arm.steps_left(100.0), 1)  # never a block of 0 steps
+    self.assertTrue(arm.done(100.0))
 
 
 if __name__ == '__main__':

@@ -28,7 +28,9 @@ dropping seed. RESULTS_FILE is a JSON list of runs, each `{"variant",
 "val_mlm_accuracy", "block"}], ...}`; a rerun replaces the runs of the same
 variant and seed. `--summarize_only` prints, from that file, each variant's
 time to the baseline's final validation loss and accuracy (fraction of the
-baseline's time, mean and spread over seeds) and plots every run.
+baseline's time, mean and spread over seeds), every run's validation figures
+at equal training minutes (`--at_minutes`) and its block step times per
+sequence phase, and plots every run (`time_to_quality_report`).
 
 A benchmark that prints figures, not a test: it asserts nothing.
 """
@@ -54,19 +56,10 @@ from official.core import task_factory
 from official.core import train_utils
 from official_td.benchmarks import bench_configs
 from official_td.benchmarks import step_time
+from official_td.benchmarks import time_to_quality_report as report
 from official_td.tasks import trainer as token_drop_trainer
 
 _WARMUP_SHARE = 0.1  # of the step budget, as in the default experiments
-
-
-@dataclasses.dataclass
-class CurvePoint:
-  """One evaluation: `block` counts the blocks of all variants of the run."""
-  step: int
-  train_seconds: float
-  val_mlm_loss: float
-  val_mlm_accuracy: float
-  block: int = 0
 
 
 def calibrate(config, num_steps: int, warmup: int = 3) -> float:
@@ -145,7 +138,7 @@ class Arm:
   ms_per_step: float
   train_seconds: float = 0.0
   last_block_seconds_per_step: Optional[float] = None
-  evals: List[CurvePoint] = dataclasses.field(default_factory=list)
+  evals: List[report.CurvePoint] = dataclasses.field(default_factory=list)
 
   @property
   def step(self) -> int:
@@ -164,13 +157,12 @@ class Arm:
   def done(self, budget_seconds: float) -> bool:
     return self.step >= self.step_budget or self.train_seconds >= budget_seconds
 
-  def record(self, eval_batches: int, block: int) -> CurvePoint:
+  def record(self, eval_batches: int, block: int) -> report.CurvePoint:
     logs = self.trainer.evaluate(tf.constant(eval_batches, tf.int32))
-    point = CurvePoint(step=self.step,
-                       train_seconds=self.train_seconds,
-                       val_mlm_loss=float(logs['lm_example_loss']),
-                       val_mlm_accuracy=float(logs['masked_lm_accuracy']),
-                       block=block)
+    point = report.CurvePoint(
+        step=self.step, train_seconds=self.train_seconds,
+        val_mlm_loss=float(logs['lm_example_loss']),
+        val_mlm_accuracy=float(logs['masked_lm_accuracy']), block=block)
     self.evals.append(point)
     self.checkpoints.save(checkpoint_number=self.trainer.global_step)
     logging.info('%s seed %d: %s', self.variant, self.seed, point)
@@ -305,113 +297,6 @@ def run(variants: Sequence[str], seed: int, data_dir: str, output_dir: str,
   return arms
 
 
-def _crossing(points: List[CurvePoint], key: str, target: float,
-              lower_is_better: bool) -> Optional[float]:
-  """Training seconds at which `key` first reaches `target` (interpolated)."""
-  previous = None
-  for point in points:
-    value = getattr(point, key)
-    if (value <= target) if lower_is_better else (value >= target):
-      if previous is None:
-        return point.train_seconds
-      before = getattr(previous, key)
-      share = (target - before) / (value - before) if value != before else 1.0
-      return previous.train_seconds + share * (
-          point.train_seconds - previous.train_seconds)
-    previous = point
-  return None
-
-
-def time_fractions(runs: List[Dict], baseline: str = 'baseline'
-                   ) -> Dict[str, Dict[str, List[Optional[float]]]]:
-  """Per variant, the time to the same seed's baseline final figures.
-
-  Returns:
-    {variant: {'loss': [...], 'accuracy': [...]}}, one entry per seed with a
-    baseline run: the variant's training time to reach the baseline's final
-    validation MLM loss (accuracy), divided by the baseline's training time;
-    None where the variant never reached it.
-  """
-  by_seed = {r['seed']: r for r in runs if r['variant'] == baseline}
-  fractions = {}
-  for r in runs:
-    reference = by_seed.get(r['seed'])
-    if reference is None:
-      continue
-    base = [CurvePoint(**p) for p in reference['evals']]
-    points = [CurvePoint(**p) for p in r['evals']]
-    entry = fractions.setdefault(r['variant'], {'loss': [], 'accuracy': []})
-    for name, key, lower in (('loss', 'val_mlm_loss', True),
-                             ('accuracy', 'val_mlm_accuracy', False)):
-      seconds = _crossing(points, key, getattr(base[-1], key), lower)
-      entry[name].append(None if seconds is None else
-                         seconds / base[-1].train_seconds)
-  return fractions
-
-
-def summarize(results_file: str, plot_dir: Optional[str] = None) -> None:
-  """Prints the final figures and time fractions; plots every run."""
-  runs = read_results(results_file)
-  print('| variant | seed | steps | training min | val MLM loss | '
-        'val MLM accuracy |')
-  print('|---|---|---|---|---|---|')
-  for r in runs:
-    last = r['evals'][-1]
-    print(f"| {r['variant']} | {r['seed']} | {last['step']} | "
-          f"{last['train_seconds'] / 60:.1f} | {last['val_mlm_loss']:.3f} | "
-          f"{last['val_mlm_accuracy']:.4f} |")
-  print('\n| variant | time to baseline loss | time to baseline accuracy |')
-  print('|---|---|---|')
-  for variant, entry in time_fractions(runs).items():
-    print(f"| {variant} | {_spread(entry['loss'])} | "
-          f"{_spread(entry['accuracy'])} |")
-  if plot_dir:
-    plot(runs, plot_dir)
-
-
-def _spread(values: List[Optional[float]]) -> str:
-  reached = [v for v in values if v is not None]
-  missed = len(values) - len(reached)
-  text = f'{statistics.mean(reached):.3f}' if reached else 'not reached'
-  if len(reached) > 1:
-    text += f' +- {statistics.stdev(reached):.3f}'
-  text += f' (n={len(reached)})' if reached else ''
-  return text + (f', not reached in {missed}' if missed and reached else '')
-
-
-def plot(runs: List[Dict], output_dir: str) -> List[str]:
-  """Validation MLM loss and accuracy against training time, every run."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
-  os.makedirs(output_dir, exist_ok=True)
-  colors = {v: f'C{i}' for i, v in enumerate(bench_configs.VARIANTS)}
-  # Colour names the variant, line style the seed: seeds of one variant
-  # stay apart where their curves cross.
-  styles = ('-', '--', ':', '-.')
-  paths = []
-  for key, label in (('val_mlm_loss', 'validation MLM loss (nats)'),
-                     ('val_mlm_accuracy', 'validation MLM accuracy')):
-    figure, axes = pyplot.subplots(figsize=(6, 4), dpi=120)
-    for r in runs:
-      points = [p for p in r['evals'] if p['step']]
-      axes.plot([p['train_seconds'] / 60 for p in points],
-                [p[key] for p in points], marker='.',
-                color=colors.get(r['variant']),
-                linestyle=styles[(r['seed'] - 1) % len(styles)],
-                label=f"{r['variant']} seed {r['seed']}")
-    axes.set_xlabel('training time (min)')
-    axes.set_ylabel(label + ', full encoder')
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    path = os.path.join(output_dir, f'{key}_vs_time.png')
-    figure.savefig(path)
-    pyplot.close(figure)
-    paths.append(path)
-  return paths
-
-
 def main(_):
   flags_ = flags.FLAGS
   if not flags_.summarize_only:
@@ -420,7 +305,8 @@ def main(_):
         flags_.num_evals, flags_.eval_batches, flags_.calibration_steps,
         flags_.config_file or (), flags_.params_override or '',
         flags_.model, flags_.learning_rate)
-  summarize(flags_.results_file, flags_.plot_dir)
+  report.summarize(read_results(flags_.results_file),
+                   [float(m) for m in flags_.at_minutes], flags_.plot_dir)
 
 
 if __name__ == '__main__':
@@ -445,6 +331,8 @@ if __name__ == '__main__':
                       'plots).')
   flags.DEFINE_bool('summarize_only', False, 'Only print and plot '
                     'RESULTS_FILE.')
+  flags.DEFINE_list('at_minutes', ['10', '20', '30', '40', '50', '55'],
+                    'Training minutes of the equal-time table.')
   flags.DEFINE_integer('batch_size', 32, 'Global batch size.')
   flags.DEFINE_float('budget_minutes', 45, 'Training time per variant.')
   flags.DEFINE_integer('num_evals', 12, 'Blocks (and validation points) per '

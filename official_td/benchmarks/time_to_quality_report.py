@@ -1,0 +1,255 @@
+r"""Reads `docs/time_to_quality.json`: the tables and plots of RESULTS.md.
+
+  python -m official_td.benchmarks.time_to_quality --summarize_only \
+      --results_file=docs/time_to_quality.json --plot_dir=docs/img/ttq_recipe
+
+The file is a JSON list of runs, each `{"variant", "seed", "evals": [...],
+"config_files", "params_override", ...}`, written by
+`official_td.benchmarks.time_to_quality`; an eval is a `CurvePoint`. Every
+figure below is a linear interpolation between two evaluations or a
+difference of consecutive ones, never a figure the run did not record.
+"""
+
+import dataclasses
+import os
+import statistics
+from typing import Dict, List, Optional, Sequence
+
+from official.modeling import hyperparams
+from official_td.benchmarks import bench_configs
+from official_td.configs import experiments
+
+
+@dataclasses.dataclass
+class CurvePoint:
+  """One evaluation: `block` counts the blocks of all variants of the run."""
+  step: int
+  train_seconds: float
+  val_mlm_loss: float
+  val_mlm_accuracy: float
+  block: int = 0
+
+
+def points_of(run: Dict) -> List[CurvePoint]:
+  return [CurvePoint(**p) for p in run['evals']]
+
+
+def _between(x: float, x0: float, y0: float, x1: float, y1: float) -> float:
+  """The line through (x0, y0) and (x1, y1) at x."""
+  return y0 if x1 == x0 else y0 + (x - x0) / (x1 - x0) * (y1 - y0)
+
+
+def crossing(points: List[CurvePoint], key: str, target: float,
+             lower_is_better: bool) -> Optional[float]:
+  """Training seconds at which `key` first reaches `target` (interpolated).
+
+  None if the curve never reaches it.
+  """
+  previous = None
+  for point in points:
+    value = getattr(point, key)
+    if (value <= target) if lower_is_better else (value >= target):
+      if previous is None:
+        return point.train_seconds
+      return _between(target, getattr(previous, key), previous.train_seconds,
+                      value, point.train_seconds)
+    previous = point
+  return None
+
+
+def value_at(points: List[CurvePoint], key: str,
+             seconds: float) -> Optional[float]:
+  """`key` at `seconds` of training (interpolated); None past the curve."""
+  for before, after in zip(points, points[1:]):
+    if before.train_seconds <= seconds <= after.train_seconds:
+      return _between(seconds, before.train_seconds, getattr(before, key),
+                      after.train_seconds, getattr(after, key))
+  return None
+
+
+def time_fractions(runs: List[Dict], baseline: str = 'baseline'
+                   ) -> Dict[str, Dict[str, List[Optional[float]]]]:
+  """Per variant, the time to the same seed's baseline final figures.
+
+  Returns:
+    {variant: {'loss': [...], 'accuracy': [...]}}, one entry per seed with a
+    baseline run: the variant's training time to reach the baseline's final
+    validation MLM loss (accuracy), divided by the baseline's training time;
+    None where the variant never reached it.
+  """
+  by_seed = {r['seed']: r for r in runs if r['variant'] == baseline}
+  fractions = {}
+  for r in runs:
+    reference = by_seed.get(r['seed'])
+    if reference is None:
+      continue
+    final = points_of(reference)[-1]
+    entry = fractions.setdefault(r['variant'], {'loss': [], 'accuracy': []})
+    for name, key, lower in (('loss', 'val_mlm_loss', True),
+                             ('accuracy', 'val_mlm_accuracy', False)):
+      seconds = crossing(points_of(r), key, getattr(final, key), lower)
+      entry[name].append(None if seconds is None else
+                         seconds / final.train_seconds)
+  return fractions
+
+
+def short_phase_steps(run: Dict) -> int:
+  """`task.short_sequence_phase.steps` of the run's config files and overrides.
+
+  Raises:
+    FileNotFoundError etc. from the Model Garden: a config file the run
+      names is missing (summarize from the repository root).
+  """
+  config = experiments.bert_token_drop()
+  for path in run.get('config_files') or ():
+    config = hyperparams.override_params_dict(config, path, is_strict=True)
+  if run.get('params_override'):
+    config = hyperparams.override_params_dict(config, run['params_override'],
+                                              is_strict=True)
+  return config.task.short_sequence_phase.steps
+
+
+def block_ms_per_step(points: List[CurvePoint],
+                      phase_steps: int) -> Dict[str, List[float]]:
+  """Milliseconds per step of each block, by sequence phase.
+
+  A block is the training between two evaluations. Returns
+  {'short': [...], 'full': [...]}: blocks wholly before `phase_steps`, and
+  wholly after; a block across the boundary is in neither.
+  """
+  phases = {'short': [], 'full': []}
+  for before, after in zip(points, points[1:]):
+    steps = after.step - before.step
+    if not steps:
+      continue
+    ms = 1000 * (after.train_seconds - before.train_seconds) / steps
+    if after.step <= phase_steps:
+      phases['short'].append(ms)
+    elif before.step >= phase_steps:
+      phases['full'].append(ms)
+  return phases
+
+
+def spread(values: Sequence[Optional[float]]) -> str:
+  """'mean +- stdev (n=...)', with how many runs reached no value."""
+  reached = [v for v in values if v is not None]
+  missed = len(values) - len(reached)
+  text = f'{statistics.mean(reached):.3f}' if reached else 'not reached'
+  if len(reached) > 1:
+    text += f' +- {statistics.stdev(reached):.3f}'
+  text += f' (n={len(reached)})' if reached else ''
+  return text + (f', not reached in {missed}' if missed and reached else '')
+
+
+def _mean_range(values: List[float]) -> str:
+  if not values:
+    return '-'
+  return f'{statistics.mean(values):.0f} ({min(values):.0f}-{max(values):.0f})'
+
+
+def print_final(runs: List[Dict]) -> None:
+  print('| variant | seed | steps | training min | val MLM loss | '
+        'val MLM accuracy |')
+  print('|---|---|---|---|---|---|')
+  for r in runs:
+    last = r['evals'][-1]
+    print(f"| {r['variant']} | {r['seed']} | {last['step']} | "
+          f"{last['train_seconds'] / 60:.1f} | {last['val_mlm_loss']:.3f} | "
+          f"{last['val_mlm_accuracy']:.4f} |")
+
+
+def print_time_fractions(runs: List[Dict]) -> None:
+  print('\n| variant | time to baseline loss | time to baseline accuracy |')
+  print('|---|---|---|')
+  for variant, entry in time_fractions(runs).items():
+    print(f"| {variant} | {spread(entry['loss'])} | "
+          f"{spread(entry['accuracy'])} |")
+
+
+def print_equal_time(runs: List[Dict], minutes: Sequence[float]) -> None:
+  """Validation loss / accuracy of every run at the same training minutes."""
+  print('\nAt equal training time (val MLM loss / accuracy; - past the run):')
+  print('| variant | seed | ' + ' | '.join(f'{m:g} min' for m in minutes) +
+        ' |')
+  print('|---|---|' + '---|' * len(minutes))
+  for r in runs:
+    cells = []
+    for m in minutes:
+      loss = value_at(points_of(r), 'val_mlm_loss', 60 * m)
+      accuracy = value_at(points_of(r), 'val_mlm_accuracy', 60 * m)
+      cells.append('-' if loss is None else f'{loss:.3f} / {accuracy:.3f}')
+    print(f"| {r['variant']} | {r['seed']} | " + ' | '.join(cells) + ' |')
+
+
+def print_step_times(runs: List[Dict], baseline: str = 'baseline') -> None:
+  """Block step times per phase, and their ratio to the same seed's baseline."""
+  print('\nms per step, block means (range); ratio to the same seed\'s '
+        'baseline:')
+  print('| variant | seed | calibrated | short phase | full length | '
+        'ratio short | ratio full |')
+  print('|---|---|---|---|---|---|---|')
+  blocks = {(r['variant'], r['seed']):
+            block_ms_per_step(points_of(r), short_phase_steps(r))
+            for r in runs}
+  for r in runs:
+    own = blocks[(r['variant'], r['seed'])]
+    reference = blocks.get((baseline, r['seed']))
+    ratios = []
+    for phase in ('short', 'full'):
+      if reference and own[phase] and reference[phase]:
+        ratio = statistics.mean(own[phase]) / statistics.mean(reference[phase])
+        ratios.append(f'{ratio:.2f}')
+      else:
+        ratios.append('-')
+    print(f"| {r['variant']} | {r['seed']} | "
+          f"{r.get('calibrated_ms_per_step', '-')} | "
+          f"{_mean_range(own['short'])} | {_mean_range(own['full'])} | "
+          f"{ratios[0]} | {ratios[1]} |")
+
+
+def plot(runs: List[Dict], output_dir: str) -> List[str]:
+  """Validation MLM loss and accuracy against training time, every run.
+
+  Returns:
+    The paths of the two PNG files written into `output_dir`.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  os.makedirs(output_dir, exist_ok=True)
+  colors = {v: f'C{i}' for i, v in enumerate(bench_configs.VARIANTS)}
+  # Colour names the variant, line style the seed: seeds of one variant
+  # stay apart where their curves cross.
+  styles = ('-', '--', ':', '-.')
+  paths = []
+  for key, label in (('val_mlm_loss', 'validation MLM loss (nats)'),
+                     ('val_mlm_accuracy', 'validation MLM accuracy')):
+    figure, axes = pyplot.subplots(figsize=(6, 4), dpi=120)
+    for r in runs:
+      points = [p for p in r['evals'] if p['step']]
+      axes.plot([p['train_seconds'] / 60 for p in points],
+                [p[key] for p in points], marker='.',
+                color=colors.get(r['variant']),
+                linestyle=styles[(r['seed'] - 1) % len(styles)],
+                label=f"{r['variant']} seed {r['seed']}")
+    axes.set_xlabel('training time (min)')
+    axes.set_ylabel(label + ', full encoder')
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path = os.path.join(output_dir, f'{key}_vs_time.png')
+    figure.savefig(path)
+    pyplot.close(figure)
+    paths.append(path)
+  return paths
+
+
+def summarize(runs: List[Dict], minutes: Sequence[float],
+              plot_dir: Optional[str] = None) -> None:
+  """Prints every table above (markdown); plots every run into `plot_dir`."""
+  print_final(runs)
+  print_time_fractions(runs)
+  print_equal_time(runs, minutes)
+  print_step_times(runs)
+  if plot_dir:
+    plot(runs, plot_dir)

@@ -1,0 +1,97 @@
+"""The tables and plots read from a time-to-quality results file."""
+
+import contextlib
+import io
+import os
+import tempfile
+
+import tensorflow as tf
+
+from official_td.benchmarks import time_to_quality_report as report
+
+
+def _evals(*points):
+  """(step, seconds, loss, accuracy) tuples as the results file holds them."""
+  return [dict(step=step, train_seconds=seconds, val_mlm_loss=loss,
+               val_mlm_accuracy=accuracy)
+          for step, seconds, loss, accuracy in points]
+
+
+def _runs():
+  return [
+      {'variant': 'baseline', 'seed': 1, 'calibrated_ms_per_step': 1000.0,
+       'config_files': ['experiments/cpu_recipe.yaml'],
+       'evals': _evals((0, 0, 10.0, 0.0), (40, 20, 8.0, 0.1),
+                       (3040, 3020, 7.0, 0.15), (3140, 3120, 6.0, 0.2))},
+      {'variant': 'dynamic', 'seed': 1, 'calibrated_ms_per_step': 800.0,
+       'config_files': ['experiments/cpu_recipe.yaml'],
+       'evals': _evals((0, 0, 10.0, 0.0), (50, 20, 7.0, 0.1),
+                       (3050, 2420, 6.5, 0.15), (3250, 3020, 5.0, 0.3))},
+      {'variant': 'random', 'seed': 1,
+       'evals': _evals((0, 0, 10.0, 0.0), (100, 100, 6.5, 0.1))},
+  ]
+
+
+class CurveTest(tf.test.TestCase):
+
+  def test_time_to_the_baseline_final_loss_is_interpolated(self):
+    fractions = report.time_fractions(_runs())
+    self.assertAllClose(fractions['baseline']['loss'], [1.0])
+    # 6.0 lies 1/3 of the way from 6.5 (2420 s) to 5.0 (3020 s): 2620 s.
+    self.assertAllClose(fractions['dynamic']['loss'], [2620 / 3120])
+    # 0.2 lies 1/3 of the way from 0.15 to 0.3: the same 2620 s.
+    self.assertAllClose(fractions['dynamic']['accuracy'], [2620 / 3120])
+    self.assertEqual(fractions['random']['loss'], [None])
+
+  def test_value_at_a_time_is_interpolated_and_none_past_the_run(self):
+    points = report.points_of(_runs()[0])
+    self.assertAllClose(report.value_at(points, 'val_mlm_loss', 3070), 6.5)
+    self.assertAllClose(report.value_at(points, 'val_mlm_accuracy', 10), 0.05)
+    self.assertIsNone(report.value_at(points, 'val_mlm_loss', 3121))
+
+  def test_blocks_are_split_by_sequence_phase(self):
+    points = report.points_of(_runs()[0])
+    # Steps 0-40 are short; 40-3040 crosses step 3000; 3040-3140 is full.
+    self.assertEqual(report.block_ms_per_step(points, 3000),
+                     {'short': [500.0], 'full': [1000.0]})
+    # Without a short phase, every block is full-length.
+    self.assertLen(report.block_ms_per_step(points, 0)['full'], 3)
+
+  def test_short_phase_steps_come_from_the_run_config_files(self):
+    run = {'config_files': ['experiments/cpu_recipe.yaml']}
+    self.assertEqual(report.short_phase_steps(run), 3000)
+    run['params_override'] = 'task.short_sequence_phase.steps=500'
+    self.assertEqual(report.short_phase_steps(run), 500)
+    self.assertEqual(report.short_phase_steps({}), 0)
+
+  def test_spread_counts_the_runs_that_missed(self):
+    self.assertEqual(report.spread([0.8, 0.9, None]),
+                     '0.850 +- 0.071 (n=2), not reached in 1')
+    self.assertEqual(report.spread([None]), 'not reached')
+
+
+class SummaryTest(tf.test.TestCase):
+
+  def test_tables_and_plots(self):
+    output = io.StringIO()
+    plot_dir = tempfile.mkdtemp()
+    with contextlib.redirect_stdout(output):
+      report.summarize(_runs(), minutes=[0.5, 60], plot_dir=plot_dir)
+    text = output.getvalue()
+    self.assertIn('| dynamic | 0.840 (n=1) | 0.840 (n=1) |', text)
+    # At 30 s dynamic is 10 s into its 2400-s block from 7.0 / 0.1 to
+    # 6.5 / 0.15; at 60 min it has stopped.
+    self.assertIn('| dynamic | 1 | 6.998 / 0.100 | - |', text)
+    # dynamic's full-length block: 600 s / 200 steps = 3000 ms against the
+    # baseline's 1000 ms; its short block 400 ms against 500 ms.
+    self.assertIn('| dynamic | 1 | 800.0 | 400 (400-400) | 3000 (3000-3000) '
+                  '| 0.80 | 3.00 |', text)
+    # No config files, no short phase: random's one block is full-length.
+    self.assertIn('| random | 1 | - | - | 1000 (1000-1000) | - | 1.00 |', text)
+    for name in ('val_mlm_loss_vs_time.png', 'val_mlm_accuracy_vs_time.png'):
+      with open(os.path.join(plot_dir, name), 'rb') as f:
+        self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+
+
+if __name__ == '__main__':
+  tf.test.main()
