@@ -84,10 +84,11 @@ def time_fractions(runs: List[Dict], baseline: str = 'baseline'
     if reference is None:
       continue
     final = points_of(reference)[-1]
+    points = points_of(r)
     entry = fractions.setdefault(r['variant'], {'loss': [], 'accuracy': []})
     for name, key, lower in (('loss', 'val_mlm_loss', True),
                              ('accuracy', 'val_mlm_accuracy', False)):
-      seconds = crossing(points_of(r), key, getattr(final, key), lower)
+      seconds = crossing(points, key, getattr(final, key), lower)
       entry[name].append(None if seconds is None else
                          seconds / final.train_seconds)
   return fractions
@@ -173,10 +174,11 @@ def print_equal_time(runs: List[Dict], minutes: Sequence[float]) -> None:
         ' |')
   print('|---|---|' + '---|' * len(minutes))
   for r in runs:
+    points = points_of(r)
     cells = []
     for m in minutes:
-      loss = value_at(points_of(r), 'val_mlm_loss', 60 * m)
-      accuracy = value_at(points_of(r), 'val_mlm_accuracy', 60 * m)
+      loss = value_at(points, 'val_mlm_loss', 60 * m)
+      accuracy = value_at(points, 'val_mlm_accuracy', 60 * m)
       cells.append('-' if loss is None else f'{loss:.3f} / {accuracy:.3f}')
     print(f"| {r['variant']} | {r['seed']} | " + ' | '.join(cells) + ' |')
 
