@@ -60,6 +60,23 @@ def read_metadata(data_dir: str) -> Dict[str, object]:
       'data_prep.create_pretraining_data --output_dir=...`.')
 
 
+def overridden(config_files: Sequence[str] = (),
+               params_override: str = '') -> cfg.ExperimentConfig:
+  """`bert/token_drop` with YAML `config_files`, then `params_override`.
+
+  Raises:
+    tf.errors.NotFoundError: a config file is missing.
+    KeyError: an override names a key the experiment does not have.
+  """
+  config = experiments.bert_token_drop()
+  for path in config_files:
+    config = hyperparams.override_params_dict(config, path, is_strict=True)
+  if params_override:
+    config = hyperparams.override_params_dict(config, params_override,
+                                              is_strict=True)
+  return config
+
+
 def experiment(variant: str, size: Optional[Dict[str, int]], data_dir: str,
                batch_size: int, sctd_every: int = 10,
                config_files: Sequence[str] = (),
@@ -82,12 +99,7 @@ def experiment(variant: str, size: Optional[Dict[str, int]], data_dir: str,
   if variant not in VARIANTS:
     raise ValueError(f'Unknown variant {variant!r}; choose from {VARIANTS}.')
   metadata = read_metadata(data_dir)
-  config = experiments.bert_token_drop()
-  for path in config_files:
-    config = hyperparams.override_params_dict(config, path, is_strict=True)
-  if params_override:
-    config = hyperparams.override_params_dict(config, params_override,
-                                              is_strict=True)
+  config = overridden(config_files, params_override)
   config.task.strategy = {'baseline': 'none',
                           'sctd': 'dynamic'}.get(variant, variant)
   config.task.sctd.enabled = variant == 'sctd'

@@ -15,9 +15,7 @@ import os
 import statistics
 from typing import Dict, List, Optional, Sequence
 
-from official.modeling import hyperparams
 from official_td.benchmarks import bench_configs
-from official_td.configs import experiments
 
 
 @dataclasses.dataclass
@@ -98,15 +96,11 @@ def short_phase_steps(run: Dict) -> int:
   """`task.short_sequence_phase.steps` of the run's config files and overrides.
 
   Raises:
-    FileNotFoundError etc. from the Model Garden: a config file the run
-      names is missing (summarize from the repository root).
+    tf.errors.NotFoundError: a config file the run names is missing
+      (summarize from the repository root).
   """
-  config = experiments.bert_token_drop()
-  for path in run.get('config_files') or ():
-    config = hyperparams.override_params_dict(config, path, is_strict=True)
-  if run.get('params_override'):
-    config = hyperparams.override_params_dict(config, run['params_override'],
-                                              is_strict=True)
+  config = bench_configs.overridden(run.get('config_files') or (),
+                                    run.get('params_override') or '')
   return config.task.short_sequence_phase.steps
 
 
