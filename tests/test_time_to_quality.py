@@ -5,9 +5,12 @@ import os
 import tempfile
 from unittest import mock
 
+from absl.testing import parameterized
 import tensorflow as tf
+import tf_keras
 import yaml
 
+from official.modeling import optimization
 from official_td.benchmarks import bench_configs
 from official_td.benchmarks import time_to_quality
 from official_td.benchmarks import time_to_quality_report as report
@@ -28,6 +31,39 @@ class StepBudgetTest(tf.test.TestCase):
     self.assertEqual(config.trainer.steps_per_loop, 100)
     self.assertEqual(optimizer.learning_rate.polynomial.initial_learning_rate,
                      5e-4)
+
+
+class SettableDecayStepsTest(tf.test.TestCase, parameterized.TestCase):
+
+  def _optimizer(self, learning_rate_type='polynomial'):
+    config = bench_configs.experiment(
+        'baseline', bench_configs.model_size('L2_H32'),
+        real_data.tfrecord_dir(), batch_size=4)
+    config = time_to_quality.with_step_budget(config, 100, learning_rate=1e-3)
+    config.trainer.optimizer_config.learning_rate.type = learning_rate_type
+    factory = optimization.OptimizerFactory(config.trainer.optimizer_config)
+    return factory.build_optimizer(factory.build_learning_rate())
+
+  @parameterized.named_parameters(('float32', False), ('loss_scaled', True))
+  def test_the_decay_end_moves_without_tracing_again(self, loss_scaled):
+    optimizer = self._optimizer()
+    if loss_scaled:  # as under a mixed_float16 policy
+      optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
+    decay_steps = time_to_quality.settable_decay_steps(optimizer)
+    schedule = optimizer.learning_rate
+    learning_rate = tf.function(schedule.__call__)
+    # Past the 10-step warm-up, linear decay from 1e-3 to 0 at decay_steps.
+    self.assertAllClose(learning_rate(tf.constant(50)), 0.5e-3)
+    decay_steps.assign(200)
+    self.assertAllClose(learning_rate(tf.constant(50)), 0.75e-3)
+    self.assertAllClose(learning_rate(tf.constant(200)), 0.0)
+    self.assertEqual(learning_rate.experimental_get_tracing_count(), 1)
+    # A second call finds the variable already in place.
+    self.assertIs(time_to_quality.settable_decay_steps(optimizer), decay_steps)
+
+  def test_a_schedule_without_a_polynomial_decay_is_refused(self):
+    with self.assertRaisesRegex(ValueError, 'learning_rate.type to polynomial'):
+      time_to_quality.settable_decay_steps(self._optimizer('constant'))
 
 
 def _with_short_phase(config, steps):
@@ -120,6 +156,23 @@ class TimeToQualityTest(tf.test.TestCase):
       self.assertTrue(os.path.exists(os.path.join(arm.model_dir,
                                                   'params.yaml')))
 
+  @mock.patch.object(time_to_quality, 'calibrate', lambda *args: 2.0)
+  def test_on_time_the_arm_holds_its_optimizer_decay_steps(self):
+    config = time_to_quality.variant_config(
+        'dynamic', 1, real_data.tfrecord_dir(), 4, model='L2_H32_A2_I64')
+    arm = time_to_quality.build_arm(
+        'dynamic', 1, config, tempfile.mkdtemp(prefix='ttq_'), 100.0,
+        calibration_steps=2, learning_rate=None, lr_schedule_on='time')
+    self.assertEqual(arm.step_budget, 50)
+    self.assertIs(arm.decay_steps,
+                  time_to_quality.settable_decay_steps(arm.trainer.optimizer))
+    self.assertEqual(int(arm.decay_steps.numpy()), 50)
+
+  def test_an_unknown_schedule_basis_fails_before_training(self):
+    with self.assertRaisesRegex(ValueError, 'wallclock.*use one of'):
+      time_to_quality.run(['baseline'], 1, real_data.tfrecord_dir(), '', '',
+                          4, 60.0, 2, 1, 2, lr_schedule_on='wallclock')
+
   def test_a_rerun_replaces_the_same_variant_and_seed(self):
     results_file = os.path.join(tempfile.mkdtemp(), 'results.json')
     run = lambda variant, seed, loss: {'variant': variant, 'seed': seed,
@@ -167,12 +220,13 @@ class _FakeTrainer:
 class ClockStopTest(tf.test.TestCase):
   """How blocks are sized and when a variant stops, on a fake clock."""
 
-  def _arm(self, clock, variant, seconds_per_step, calibrated_ms, budget):
+  def _arm(self, clock, variant, seconds_per_step, calibrated_ms, budget,
+           **kwargs):
     return time_to_quality.Arm(
         variant=variant, seed=1, model_dir='', trainer=_FakeTrainer(
             clock, seconds_per_step), checkpoints=mock.Mock(),
         step_budget=int(budget * 1000 / calibrated_ms),
-        ms_per_step=calibrated_ms)
+        ms_per_step=calibrated_ms, **kwargs)
 
   def test_a_slower_variant_than_calibrated_stops_on_the_clock(self):
     clock = _FakeClock()
@@ -197,6 +251,50 @@ class ClockStopTest(tf.test.TestCase):
     self.assertEqual([p.block for p in baseline.evals], [0, 1, 3, 5, 7, 9])
     self.assertEqual([p.block for p in dynamic.evals], [0, 2, 4, 6, 8])
     self.assertEqual([p.step for p in dynamic.evals], [0, 50, 100, 150, 167])
+
+  def test_on_time_the_decay_ends_on_the_time_budget(self):
+    clock = _FakeClock()
+    budget = 100.0
+    # As in the test above, calibrated at 400 ms, runs at 600 ms: 250 steps
+    # planned; after the first block (50 steps, 30 s) 70 s hold 116 more.
+    arm = self._arm(clock, 'dynamic', 0.6, 400.0, budget,
+                    decay_steps=tf.Variable(250, dtype=tf.int64))
+    with mock.patch.object(time_to_quality, 'time', clock):
+      time_to_quality.train_interleaved([arm], budget, num_evals=5,
+                                        eval_batches=1)
+
+    self.assertEqual(arm.trainer.blocks, [50, 34, 34, 34, 14])
+    self.assertEqual(arm.step, 166)
+    # The decay ends where training did, not 84 steps after it.
+    self.assertEqual(int(arm.decay_steps.numpy()), 166)
+    self.assertEqual(arm.step_budget, 166)
+    self.assertAllClose(arm.train_seconds, 99.6)
+    self.assertTrue(arm.done(budget))
+
+  def test_replan_counts_the_short_phase_at_its_own_rate(self):
+    # Budget 100 s: a 40-step short phase at 0.5 s a step, then full-length
+    # steps calibrated at 2 s.
+    arm = self._arm(_FakeClock(), 'dynamic', 0.5, 2000.0, 100.0,
+                    decay_steps=tf.Variable(80, dtype=tf.int64),
+                    short_phase_steps=40)
+    plans = []
+    for steps, seconds in [(20, 10.0), (20, 10.0), (8, 20.0)]:
+      arm.trainer.train(steps)
+      arm.end_block(steps, seconds, 100.0)
+      plans.append((arm.step_budget, int(arm.decay_steps.numpy())))
+    self.assertEqual(plans, [
+        # 20 short steps left take 10 s; 80 s hold 40 at the calibrated 2 s.
+        (80, 80),
+        # The block that ends the phase measured short steps: still 2 s.
+        (80, 80),
+        # The first full-length block measured 2.5 s: 60 s hold 24 more.
+        (72, 72)])
+
+  def test_on_steps_replan_keeps_the_calibrated_budget(self):
+    arm = self._arm(_FakeClock(), 'dynamic', 0.6, 400.0, 100.0)
+    arm.train_seconds, arm.last_block_seconds_per_step = 30.0, 0.6
+    arm.replan(100.0)
+    self.assertEqual(arm.step_budget, 250)
 
   def test_steps_left_uses_the_last_block_rate(self):
     clock = _FakeClock()

@@ -10,6 +10,11 @@ All variants of one run (one seed) live in one process and train in turns:
      each phase, with a `task.short_sequence_phase`); its step budget is
      what fits the budget at those rates, so that its learning-rate
      schedule (warm-up, then linear decay to zero) ends on the budget;
+     with `--lr_schedule_on=time` the step budget, and with it the end of
+     the decay, is planned again after every block from the rate the
+     variant has shown, so that a calibration that was off (by 1-18% in
+     docs/RESULTS.md's runs) or a machine that drifts still ends the decay
+     on the time budget;
   2. blocks of steps, one variant after the other (each block is one
      `num_evals`-th of that variant's step budget), so that a machine that
      speeds up or slows down does so for every variant alike; each variant's
@@ -60,6 +65,7 @@ from official_td.benchmarks import time_to_quality_report as report
 from official_td.tasks import trainer as token_drop_trainer
 
 _WARMUP_SHARE = 0.1  # of the step budget, as in the default experiments
+SCHEDULES_ON = ('steps', 'time')
 
 
 def calibrate(config, num_steps: int, warmup: int = 3) -> float:
@@ -126,6 +132,44 @@ def with_step_budget(config, train_steps: int,
   return config
 
 
+def settable_decay_steps(optimizer) -> tf.Variable:
+  """Makes the length of the optimizer's learning-rate decay a variable.
+
+  Call before the first training step: the training function reads the
+  variable, so an `assign` between blocks moves the end of the decay
+  without tracing the function again. The warm-up length and the peak stay.
+
+  Args:
+    optimizer: a Model Garden optimizer (`official.modeling.optimization`)
+      whose learning rate is `polynomial` (with or without a `polynomial`
+      warm-up), optionally in a `LossScaleOptimizer` (mixed precision).
+
+  Returns:
+    The int64 scalar variable now holding `decay_steps` (in steps).
+
+  Raises:
+    ValueError: the learning rate is not a polynomial decay.
+  """
+  # pylint: disable=protected-access
+  optimizer = getattr(optimizer, 'inner_optimizer', optimizer)
+  # Keras 2 keeps a schedule in `_hyper` (legacy optimizers, e.g. the Model
+  # Garden's `adamw`) or in `_learning_rate`; neither has a public getter
+  # for the schedule object, nor has PolynomialWarmUp for what it wraps.
+  schedule = (optimizer._hyper['learning_rate'] if hasattr(optimizer, '_hyper')
+              else optimizer._learning_rate)
+  decay = getattr(schedule, '_after_warmup_lr_sched', schedule)
+  # pylint: enable=protected-access
+  if not isinstance(decay, tf_keras.optimizers.schedules.PolynomialDecay):
+    raise ValueError(
+        '--lr_schedule_on=time moves the end of a polynomial decay, but the '
+        f'learning rate is {type(decay).__name__}: set trainer.optimizer_config'
+        '.learning_rate.type to polynomial, or use --lr_schedule_on=steps.')
+  if not isinstance(decay.decay_steps, tf.Variable):
+    decay.decay_steps = tf.Variable(int(decay.decay_steps), dtype=tf.int64,
+                                    trainable=False, name='decay_steps')
+  return decay.decay_steps
+
+
 @dataclasses.dataclass
 class Arm:
   """One variant of a run: its trainer, budget and curve."""
@@ -138,7 +182,11 @@ class Arm:
   ms_per_step: float
   train_seconds: float = 0.0
   last_block_seconds_per_step: Optional[float] = None
+  last_block_start: int = 0
   evals: List[report.CurvePoint] = dataclasses.field(default_factory=list)
+  # Set with --lr_schedule_on=time: the decay's end, planned after each block.
+  decay_steps: Optional[tf.Variable] = None
+  short_phase_steps: int = 0
 
   @property
   def step(self) -> int:
@@ -153,6 +201,37 @@ class Arm:
     """
     rate = self.last_block_seconds_per_step or self.ms_per_step / 1000
     return max(1, math.ceil((budget_seconds - self.train_seconds) / rate))
+
+  def end_block(self, steps: int, seconds: float,
+                budget_seconds: float) -> None:
+    """Counts a block of `steps` that took `seconds`, then replans."""
+    self.train_seconds += seconds
+    self.last_block_seconds_per_step = seconds / steps
+    self.last_block_start = self.step - steps
+    self.replan(budget_seconds)
+
+  def replan(self, budget_seconds: float) -> None:
+    """Moves the step budget and the decay's end to where the time ends.
+
+    Steps still in the short-sequence phase are counted at the last block's
+    rate (a block that ends inside the phase ran short steps only); the
+    full-length steps after it at the last block's rate once a block has run
+    full-length steps only, until then at the calibrated rate. The learning
+    rate jumps to where the new plan puts it (by a few percent of the peak
+    once the rate is measured), then decays to zero on the budget. Does
+    nothing without `decay_steps` (`--lr_schedule_on=steps`).
+    """
+    if self.decay_steps is None:
+      return
+    calibrated = self.ms_per_step / 1000
+    measured = self.last_block_seconds_per_step or calibrated
+    phase_left = max(0, self.short_phase_steps - self.step)
+    full_length_measured = self.last_block_start >= self.short_phase_steps
+    full_rate = measured if full_length_measured else calibrated
+    seconds_left = budget_seconds - self.train_seconds - phase_left * measured
+    self.step_budget = self.step + phase_left + max(
+        0, int(seconds_left / full_rate))
+    self.decay_steps.assign(self.step_budget)
 
   def done(self, budget_seconds: float) -> bool:
     return self.step >= self.step_budget or self.train_seconds >= budget_seconds
@@ -196,8 +275,13 @@ def variant_config(variant: str, seed: int, data_dir: str, batch_size: int,
 
 def build_arm(variant: str, seed: int, config, output_dir: str,
               budget_seconds: float, calibration_steps: int,
-              learning_rate: Optional[float]) -> Arm:
-  """Calibrates, then builds the variant's trainer at its step budget."""
+              learning_rate: Optional[float],
+              lr_schedule_on: str = 'steps') -> Arm:
+  """Calibrates, then builds the variant's trainer at its step budget.
+
+  With `lr_schedule_on='time'` the arm plans its step budget and decay
+  again after each block (`Arm.replan`).
+  """
   steps, seconds_per_step = step_budget(config, budget_seconds,
                                         calibration_steps)
   print(f'{variant} seed {seed}: {seconds_per_step * 1000:.0f} ms per '
@@ -221,7 +305,10 @@ def build_arm(variant: str, seed: int, config, output_dir: str,
              checkpoints=tf.train.CheckpointManager(
                  trainer.checkpoint, model_dir, max_to_keep=1,
                  step_counter=trainer.global_step),
-             step_budget=steps, ms_per_step=1000 * seconds_per_step)
+             step_budget=steps, ms_per_step=1000 * seconds_per_step,
+             decay_steps=(settable_decay_steps(trainer.optimizer)
+                          if lr_schedule_on == 'time' else None),
+             short_phase_steps=config.task.short_sequence_phase.steps)
 
 
 def train_interleaved(arms: List[Arm], budget_seconds: float, num_evals: int,
@@ -243,9 +330,7 @@ def train_interleaved(arms: List[Arm], budget_seconds: float, num_evals: int,
       start = time.perf_counter()
       arm.trainer.train(tf.constant(steps, tf.int32))
       arm.trainer.global_step.numpy()  # waits for the last step
-      seconds = time.perf_counter() - start
-      arm.train_seconds += seconds
-      arm.last_block_seconds_per_step = seconds / steps
+      arm.end_block(steps, time.perf_counter() - start, budget_seconds)
       arm.record(eval_batches, block)
       on_eval()
 
@@ -275,12 +360,20 @@ def run(variants: Sequence[str], seed: int, data_dir: str, output_dir: str,
         num_evals: int, eval_batches: int, calibration_steps: int,
         config_files: Sequence[str] = (), params_override: str = '',
         model: Optional[str] = None,
-        learning_rate: Optional[float] = None) -> List[Arm]:
-  """One run: the variants for one seed, interleaved; returns the arms."""
+        learning_rate: Optional[float] = None,
+        lr_schedule_on: str = 'steps') -> List[Arm]:
+  """One run: the variants for one seed, interleaved; returns the arms.
+
+  Raises:
+    ValueError: `lr_schedule_on` is not one of `SCHEDULES_ON`.
+  """
+  if lr_schedule_on not in SCHEDULES_ON:
+    raise ValueError(f'lr_schedule_on={lr_schedule_on!r}: use one of '
+                     f'{SCHEDULES_ON}.')
   arms = [build_arm(v, seed, variant_config(
       v, seed, data_dir, batch_size, config_files, params_override, model),
                     output_dir, budget_seconds, calibration_steps,
-                    learning_rate) for v in variants]
+                    learning_rate, lr_schedule_on) for v in variants]
   # One seed, one initialisation: the variants' models differ in how they
   # train, not in where they start (Keras draws depend on the ops before).
   initial = arms[0].trainer.model.get_weights()
@@ -290,7 +383,7 @@ def run(variants: Sequence[str], seed: int, data_dir: str, output_dir: str,
            'budget_seconds': budget_seconds, 'model': model,
            'config_files': list(config_files),
            'params_override': params_override,
-           'learning_rate': learning_rate}
+           'learning_rate': learning_rate, 'lr_schedule_on': lr_schedule_on}
   train_interleaved(arms, budget_seconds, num_evals, eval_batches,
                     on_eval=lambda: write_results(
                         results_file, [a.as_json(extra) for a in arms]))
@@ -304,7 +397,7 @@ def main(_):
         flags_.results_file, flags_.batch_size, 60 * flags_.budget_minutes,
         flags_.num_evals, flags_.eval_batches, flags_.calibration_steps,
         flags_.config_file or (), flags_.params_override or '',
-        flags_.model, flags_.learning_rate)
+        flags_.model, flags_.learning_rate, flags_.lr_schedule_on)
   report.summarize(read_results(flags_.results_file),
                    [float(m) for m in flags_.at_minutes], flags_.plot_dir)
 
@@ -341,4 +434,8 @@ if __name__ == '__main__':
   flags.DEFINE_integer('calibration_steps', 10, 'Timed calibration steps.')
   flags.DEFINE_float('learning_rate', None, "Peak learning rate; default the "
                      "config's.")
+  flags.DEFINE_enum('lr_schedule_on', 'steps', SCHEDULES_ON,
+                    'steps: the decay ends on the calibrated step budget (the '
+                    'runs in docs/time_to_quality.json); time: planned again '
+                    'after every block to end on the time budget.')
   app.run(main)
