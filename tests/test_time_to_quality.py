@@ -306,6 +306,22 @@ class ClockStopTest(tf.test.TestCase):
     self.assertEqual(arm.steps_left(100.0), 1)  # never a block of 0 steps
     self.assertTrue(arm.done(100.0))
 
+  def test_steps_left_counts_the_short_phase_at_its_own_rate(self):
+    # A 40-step short phase, full-length steps calibrated at 2 s.
+    arm = self._arm(_FakeClock(), 'dynamic', 0.5, 2000.0, 100.0,
+                    short_phase_steps=40)
+    arm.trainer.train(20)
+    arm.end_block(20, 10.0, 100.0)
+    # 20 short steps left at 0.5 s (10 s), then 80 s at the calibrated 2 s.
+    self.assertEqual(arm.steps_left(100.0), 60)
+    # 2 s left end inside the phase: 4 short steps.
+    self.assertEqual(arm.steps_left(12.0), 4)
+    arm.trainer.train(20)
+    arm.end_block(20, 10.0, 100.0)
+    # The block that ended the phase ran short steps: not the full-length
+    # rate, so 80 s hold 40 steps, not 160.
+    self.assertEqual(arm.steps_left(100.0), 40)
+
 
 if __name__ == '__main__':
   tf.test.main()

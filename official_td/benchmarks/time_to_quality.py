@@ -192,15 +192,40 @@ class Arm:
   def step(self) -> int:
     return int(self.trainer.global_step.numpy())
 
+  def _full_length_seconds_per_step(self) -> float:
+    """The last block's rate once a block of full-length steps only has run.
+
+    Until then the calibrated rate: a block in (or ending) the short-sequence
+    phase measured shorter, faster steps.
+    """
+    if (self.last_block_seconds_per_step and
+        self.last_block_start >= self.short_phase_steps):
+      return self.last_block_seconds_per_step
+    return self.ms_per_step / 1000
+
+  def _steps_that_fit(self, seconds: float) -> float:
+    """Steps from here that fit `seconds` of training (a fraction).
+
+    The rest of the short-sequence phase at the last block's rate (a block
+    that ends inside the phase ran short steps only), full-length steps after
+    it at `_full_length_seconds_per_step`.
+    """
+    phase_rate = self.last_block_seconds_per_step or self.ms_per_step / 1000
+    phase_left = max(0, self.short_phase_steps - self.step)
+    if phase_left * phase_rate >= seconds:
+      return seconds / phase_rate
+    return phase_left + ((seconds - phase_left * phase_rate) /
+                         self._full_length_seconds_per_step())
+
   def steps_left(self, budget_seconds: float) -> int:
-    """Steps that fit the time left, at the rate of the last block.
+    """Steps that fit the time left, rounded up, at least 1.
 
     So that the last block ends on the budget, not up to a block past it.
-    The last block's rate, not the run's mean: a short-sequence phase
-    before it ran at another rate.
+    Measured rates, not the run's mean: a short-sequence phase before it ran
+    at another rate.
     """
-    rate = self.last_block_seconds_per_step or self.ms_per_step / 1000
-    return max(1, math.ceil((budget_seconds - self.train_seconds) / rate))
+    seconds_left = max(0.0, budget_seconds - self.train_seconds)
+    return max(1, math.ceil(self._steps_that_fit(seconds_left)))
 
   def end_block(self, steps: int, seconds: float,
                 budget_seconds: float) -> None:
@@ -213,24 +238,15 @@ class Arm:
   def replan(self, budget_seconds: float) -> None:
     """Moves the step budget and the decay's end to where the time ends.
 
-    Steps still in the short-sequence phase are counted at the last block's
-    rate (a block that ends inside the phase ran short steps only); the
-    full-length steps after it at the last block's rate once a block has run
-    full-length steps only, until then at the calibrated rate. The learning
-    rate jumps to where the new plan puts it (by a few percent of the peak
-    once the rate is measured), then decays to zero on the budget. Does
-    nothing without `decay_steps` (`--lr_schedule_on=steps`).
+    The steps that fit the time left (`_steps_that_fit`). The learning rate
+    jumps to where the new plan puts it (by a few percent of the peak once
+    the rate is measured), then decays to zero on the budget. Does nothing
+    without `decay_steps` (`--lr_schedule_on=steps`).
     """
     if self.decay_steps is None:
       return
-    calibrated = self.ms_per_step / 1000
-    measured = self.last_block_seconds_per_step or calibrated
-    phase_left = max(0, self.short_phase_steps - self.step)
-    full_length_measured = self.last_block_start >= self.short_phase_steps
-    full_rate = measured if full_length_measured else calibrated
-    seconds_left = budget_seconds - self.train_seconds - phase_left * measured
-    self.step_budget = self.step + phase_left + max(
-        0, int(seconds_left / full_rate))
+    seconds_left = max(0.0, budget_seconds - self.train_seconds)
+    self.step_budget = self.step + int(self._steps_that_fit(seconds_left))
     self.decay_steps.assign(self.step_budget)
 
   def done(self, budget_seconds: float) -> bool:
