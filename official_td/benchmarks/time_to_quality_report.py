@@ -216,7 +216,8 @@ def plot(runs: List[Dict], output_dir: str) -> List[str]:
   colors = {v: f'C{i}' for i, v in enumerate(bench_configs.VARIANTS)}
   # Colour names the variant, line style the seed: seeds of one variant
   # stay apart where their curves cross.
-  styles = ('-', '--', ':', '-.', (0, (6, 1, 1, 1, 1, 1)))  # last: -..
+  styles = ('-', '--', ':', '-.', (0, (6, 1, 1, 1, 1, 1)),  # -..
+            (0, (8, 3)))  # long dashes
   paths = []
   for key, label in (('val_mlm_loss', 'validation MLM loss (nats)'),
                      ('val_mlm_accuracy', 'validation MLM accuracy')):
