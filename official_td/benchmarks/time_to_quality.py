@@ -203,13 +203,14 @@ class Arm:
       return self.last_block_seconds_per_step
     return self.ms_per_step / 1000
 
-  def _steps_that_fit(self, seconds: float) -> float:
-    """Steps from here that fit `seconds` of training (a fraction).
+  def _steps_that_fit(self, budget_seconds: float) -> float:
+    """Steps from here that fit the time left of the budget (a fraction).
 
     The rest of the short-sequence phase at the last block's rate (a block
     that ends inside the phase ran short steps only), full-length steps after
     it at `_full_length_seconds_per_step`.
     """
+    seconds = max(0.0, budget_seconds - self.train_seconds)
     phase_rate = self.last_block_seconds_per_step or self.ms_per_step / 1000
     phase_left = max(0, self.short_phase_steps - self.step)
     if phase_left * phase_rate >= seconds:
@@ -224,8 +225,7 @@ class Arm:
     Measured rates, not the run's mean: a short-sequence phase before it ran
     at another rate.
     """
-    seconds_left = max(0.0, budget_seconds - self.train_seconds)
-    return max(1, math.ceil(self._steps_that_fit(seconds_left)))
+    return max(1, math.ceil(self._steps_that_fit(budget_seconds)))
 
   def end_block(self, steps: int, seconds: float,
                 budget_seconds: float) -> None:
@@ -245,8 +245,7 @@ class Arm:
     """
     if self.decay_steps is None:
       return
-    seconds_left = max(0.0, budget_seconds - self.train_seconds)
-    self.step_budget = self.step + int(self._steps_that_fit(seconds_left))
+    self.step_budget = self.step + int(self._steps_that_fit(budget_seconds))
     self.decay_steps.assign(self.step_budget)
 
   def done(self, budget_seconds: float) -> bool:
