@@ -92,6 +92,11 @@ class SummaryTest(tf.test.TestCase):
       with open(os.path.join(plot_dir, name), 'rb') as f:
         self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
 
+  def test_each_seed_has_a_style_of_its_own(self):
+    seeds = range(1, report.SEEDS_WITH_OWN_STYLE + 1)
+    styles = {tuple(sorted(report.seed_style(s).items())) for s in seeds}
+    self.assertLen(styles, report.SEEDS_WITH_OWN_STYLE)
+
 
 if __name__ == '__main__':
   tf.test.main()

@@ -11,6 +11,7 @@ difference of consecutive ones, never a figure the run did not record.
 """
 
 import dataclasses
+import math
 import os
 import statistics
 from typing import Dict, List, Optional, Sequence
@@ -203,6 +204,31 @@ def print_step_times(runs: List[Dict], baseline: str = 'baseline') -> None:
           f"{ratios[0]} | {ratios[1]} |")
 
 
+_LINESTYLES = ('-', '--', ':', '-.')
+_MARKERS = ('.', 'o', '^', 's', 'v', 'D', 'P', 'x', '*', '+')
+# Seeds 1 to this many each get a (line style, marker) pair no other has.
+SEEDS_WITH_OWN_STYLE = math.lcm(len(_LINESTYLES), len(_MARKERS))
+
+
+def seed_style(seed: int) -> Dict[str, object]:
+  """Line style and marker of a seed's curves in `plot`.
+
+  Colour names the variant and this names the seed, so that seeds of one
+  variant stay apart where their curves cross.
+
+  Args:
+    seed: the pretraining seed, an int >= 1.
+
+  Returns:
+    `linestyle`, `marker` and `markersize` keyword arguments for
+    `pyplot.plot`; the (line style, marker) pair is the seed's own for seeds
+    1 to `SEEDS_WITH_OWN_STYLE` (20); later seeds cycle.
+  """
+  return {'linestyle': _LINESTYLES[(seed - 1) % len(_LINESTYLES)],
+          'marker': _MARKERS[(seed - 1) % len(_MARKERS)],
+          'markersize': 3}
+
+
 def plot(runs: List[Dict], output_dir: str) -> List[str]:
   """Validation MLM loss and accuracy against training time, every run.
 
@@ -214,10 +240,6 @@ def plot(runs: List[Dict], output_dir: str) -> List[str]:
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
   os.makedirs(output_dir, exist_ok=True)
   colors = {v: f'C{i}' for i, v in enumerate(bench_configs.VARIANTS)}
-  # Colour names the variant, line style the seed: seeds of one variant
-  # stay apart where their curves cross.
-  styles = ('-', '--', ':', '-.', (0, (6, 1, 1, 1, 1, 1)),  # -..
-            (0, (8, 3)))  # long dashes
   paths = []
   for key, label in (('val_mlm_loss', 'validation MLM loss (nats)'),
                      ('val_mlm_accuracy', 'validation MLM accuracy')):
@@ -225,9 +247,8 @@ def plot(runs: List[Dict], output_dir: str) -> List[str]:
     for r in runs:
       points = [p for p in r['evals'] if p['step']]
       axes.plot([p['train_seconds'] / 60 for p in points],
-                [p[key] for p in points], marker='.',
-                color=colors.get(r['variant']),
-                linestyle=styles[(r['seed'] - 1) % len(styles)],
+                [p[key] for p in points],
+                color=colors.get(r['variant']), **seed_style(r['seed']),
                 label=f"{r['variant']} seed {r['seed']}")
     axes.set_xlabel('training time (min)')
     axes.set_ylabel(label + ', full encoder')
