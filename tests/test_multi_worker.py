@@ -23,10 +23,33 @@ from tests.test_train_e2e import _importance
 _TIMEOUT_S = 300
 
 
-def _free_loopback_port():
-  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
+# The coordination service's words when a task missed its heartbeats for
+# 10 s (TensorFlow's fixed default): a failure of the cluster, not of the
+# run, which a scheduler answers by starting the job again.
+_HEARTBEAT_TIMEOUT = 'heartbeat timeout'
+
+
+def _worker_addresses(num_workers):
+  """Distinct free loopback addresses, one per worker.
+
+  The probe sockets stay open until all ports are chosen, so no two workers
+  get the same port (gRPC binds with SO_REUSEPORT: two servers on one port
+  would both start and split each other's traffic).
+  """
+  probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            for _ in range(num_workers)]
+  try:
+    for probe in probes:
+      probe.bind(('127.0.0.1', 0))
+    return [f'127.0.0.1:{probe.getsockname()[1]}' for probe in probes]
+  finally:
+    for probe in probes:
+      probe.close()
+
+
+def _logs(runs):
+  return '\n'.join(f'--- worker {index} ---\n{run.log[-6000:]}'
+                   for index, run in enumerate(runs))
 
 
 class MultiWorkerTest(tf.test.TestCase):
@@ -35,7 +58,7 @@ class MultiWorkerTest(tf.test.TestCase):
     work = self.create_tempdir().full_path
     model_dir = os.path.join(work, 'model')
     config_file = _config_file(work, 4)
-    workers = [f'127.0.0.1:{_free_loopback_port()}' for _ in range(2)]
+    workers = _worker_addresses(2)
     processes, tmp_dirs = [], []
     for index in range(2):
       tmp_dir = os.path.join(work, f'worker{index}_tmp')
@@ -84,7 +107,7 @@ class MultiWorkerTest(tf.test.TestCase):
                                                checkpoint_interval=100)
 
     def start_workers():
-      workers = [f'127.0.0.1:{_free_loopback_port()}' for _ in range(2)]
+      workers = _worker_addresses(2)
       runs = []
       for index in range(2):
         tmp_dir = os.path.join(work, f'worker{index}_tmp')
@@ -113,18 +136,25 @@ class MultiWorkerTest(tf.test.TestCase):
     self.assertEndsWith(tf.train.latest_checkpoint(model_dir),
                         f'ckpt-{saved[0]}')
 
-    # Both resume from the chief's checkpoint and reach the final step.
-    runs = start_workers()
-    try:
-      statuses = [run.finish() for run in runs]
-    finally:
-      for run in runs:
-        run.kill()
-    for index, status in enumerate(statuses):
-      self.assertEqual(status, 0, f'worker {index} did not resume:\n'
-                       f'{runs[index].log[-3000:]}')
-      self.assertIn(f'step: {saved[0]:6d} | training until step 30',
-                    runs[index].log)
+    # Both resume from the chief's checkpoint and reach the final step. A
+    # heartbeat timeout (seen once in CI, not reproduced here, also not
+    # with both cores loaded) ends an attempt without writing a checkpoint;
+    # the job is then started again, as a scheduler would, and must still
+    # resume from the preempted step.
+    for attempt in range(2):
+      runs = start_workers()
+      try:
+        statuses = [run.finish() for run in runs]
+      finally:
+        for run in runs:
+          run.kill()
+      if statuses == [0, 0] or _HEARTBEAT_TIMEOUT not in _logs(runs):
+        break
+      print(f'attempt {attempt}: {_HEARTBEAT_TIMEOUT}, started again:\n'
+            f'{_logs(runs)}')
+    self.assertEqual(statuses, [0, 0], f'did not resume:\n{_logs(runs)}')
+    for run in runs:
+      self.assertIn(f'step: {saved[0]:6d} | training until step 30', run.log)
     chief = tf.train.latest_checkpoint(model_dir)
     self.assertEndsWith(chief, 'ckpt-30')
     other = glob.glob(os.path.join(work, 'worker1_tmp', '**', 'ckpt-30.index'),
