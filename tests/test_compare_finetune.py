@@ -80,7 +80,6 @@ class CompareFinetuneTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, 'same suite'):
       compare_finetune.pool([self.base_dirs[0], other])
 
-
   def test_mean_and_spread_over_seeds(self):
     stats = compare_finetune.mean_and_spread(
         compare_finetune.pool([self.cand_dir]))
@@ -93,6 +92,33 @@ class CompareFinetuneTest(tf.test.TestCase):
     # Baseline averages: dev 0.65, 0.68; test 0.65, 0.66.
     self.assertIn('| average | 66.5 +- 2.1 / 65.5 +- 0.7 | '
                   '67.0 +- 2.8 / 64.5 +- 2.1 |', table)
+
+  def test_new_models_are_added_to_an_earlier_pooled_json(self):
+    path = os.path.join(self.get_temp_dir(), 'pooled.json')
+    with open(path, 'w') as f:
+      json.dump({'base': {task: {str(seed): score
+                                 for seed, score in by_seed.items()}
+                          for task, by_seed in
+                          compare_finetune.pool(self.base_dirs).items()}}, f)
+    earlier = compare_finetune.read_pooled(path)
+    self.assertEqual(sorted(earlier['base']['a']), [1, 2])
+    models = compare_finetune.add_models(
+        earlier, compare_finetune.parse_models([f'cand={self.cand_dir}']))
+    self.assertEqual(list(models), ['base', 'cand'])
+    self.assertIn('| average | 66.5 +- 2.1 / 65.5 +- 0.7 | '
+                  '67.0 +- 2.8 / 64.5 +- 2.1 |',
+                  compare_finetune.spread_table(models))
+
+  def test_a_name_already_pooled_is_refused(self):
+    earlier = compare_finetune.parse_models([f'cand={self.cand_dir}'])
+    with self.assertRaisesRegex(ValueError, "'cand' is already.*another name"):
+      compare_finetune.add_models(earlier, earlier)
+    other = _write_results(os.path.join(self.get_temp_dir(), 'other'), [3],
+                           {'a': [_score(0.5, 0.5)]})
+    with self.assertRaisesRegex(ValueError, 'same suite'):
+      compare_finetune.add_models(
+          earlier, compare_finetune.parse_models([f'other={other}']))
+
 
 if __name__ == '__main__':
   tf.test.main()

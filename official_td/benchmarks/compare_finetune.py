@@ -17,6 +17,13 @@ difference of the average seed by seed.
 
 prints, for any number of models, the mean and standard deviation over
 seeds per task and for the average, and writes the pooled scores.
+
+  python -m official_td.benchmarks.compare_finetune \
+      --pooled_json=docs/finetune.json --models=dynamic_s8=runs/ft/d8 \
+      --output_json=docs/finetune.json
+
+adds models to scores pooled before (whose suite runs may be gone) and
+prints the table over all of them.
 """
 
 import json
@@ -172,10 +179,45 @@ def parse_models(specs: Sequence[str]) -> Dict[str, Dict]:
   return models
 
 
+def add_models(earlier: Dict[str, Dict], new: Dict[str, Dict]) -> Dict:
+  """The models of an earlier pooled JSON followed by new ones.
+
+  Args:
+    earlier: {name: pooled} as `read_pooled` returns it.
+    new: {name: pooled} as `parse_models` returns it.
+
+  Raises:
+    ValueError: a new model has the name of an earlier one (it would replace
+      scores whose suite runs may be gone), or other tasks.
+  """
+  models = dict(earlier)
+  for name, pooled in new.items():
+    if name in models:
+      raise ValueError(f'Model {name!r} is already in the pooled JSON; give '
+                       'the new one another name.')
+    if models and set(pooled) != set(next(iter(models.values()))):
+      raise ValueError(f'Model {name!r} has tasks {sorted(pooled)}, the pooled '
+                       f'JSON {sorted(next(iter(models.values())))}: pool runs '
+                       'of the same suite.')
+    models[name] = pooled
+  return models
+
+
+def read_pooled(path: str) -> Dict[str, Dict]:
+  """{name: {task: {seed: {'dev', 'test'}}}} from `--output_json`'s file."""
+  written = json_file.read(path, f'{path} is missing: it is written by '
+                           '`compare_finetune --models=... --output_json`.')
+  return {name: {task: {int(seed): score for seed, score in by_seed.items()}
+                 for task, by_seed in pooled.items()}
+          for name, pooled in written.items()}
+
+
 def main(_):
   flags_ = flags.FLAGS
   if flags_.models:
     models = parse_models(flags_.models)
+    if flags_.pooled_json:
+      models = add_models(read_pooled(flags_.pooled_json), models)
     print(spread_table(models))
     if flags_.output_json:
       with open(flags_.output_json, 'w') as f:
@@ -200,4 +242,7 @@ if __name__ == '__main__':
                     'prints mean +- standard deviation over seeds.')
   flags.DEFINE_string('output_json', None, 'With --models: write the pooled '
                       'per-seed scores here.')
+  flags.DEFINE_string('pooled_json', None, 'With --models: an --output_json '
+                      'written before; its models come first, the new ones '
+                      'are added (it may be --output_json itself).')
   app.run(main)
