@@ -143,7 +143,8 @@ def main(_):
 
 
 if __name__ == '__main__':
-  flags.DEFINE_list('tasks', list(downstream_sources.TASKS), 'Tasks.')
+  flags.DEFINE_list('tasks', list(downstream_sources.DEFAULT_SUITE),
+                    f'Tasks, of {sorted(downstream_sources.TASKS)}.')
   flags.DEFINE_string('vocab_file', None, 'The pretrained model\'s vocab.')
   flags.DEFINE_string('output_dir', None, 'Where the task folders go.')
   flags.DEFINE_string('cache_dir', os.path.join(

