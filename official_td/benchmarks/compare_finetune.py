@@ -195,10 +195,10 @@ def add_models(earlier: Dict[str, Dict], new: Dict[str, Dict]) -> Dict:
     if name in models:
       raise ValueError(f'Model {name!r} is already in the pooled JSON; give '
                        'the new one another name.')
-    if models and set(pooled) != set(next(iter(models.values()))):
+    tasks = set(next(iter(models.values()))) if models else set(pooled)
+    if set(pooled) != tasks:
       raise ValueError(f'Model {name!r} has tasks {sorted(pooled)}, the pooled '
-                       f'JSON {sorted(next(iter(models.values())))}: pool runs '
-                       'of the same suite.')
+                       f'JSON {sorted(tasks)}: pool runs of the same suite.')
     models[name] = pooled
   return models
 
