@@ -119,6 +119,22 @@ class CompareFinetuneTest(tf.test.TestCase):
       compare_finetune.add_models(
           earlier, compare_finetune.parse_models([f'other={other}']))
 
+  def test_extend_adds_seeds_to_a_pooled_model(self):
+    earlier = compare_finetune.parse_models([f'base={self.base_dirs[0]}'])
+    more = compare_finetune.parse_models([f'base={self.base_dirs[1]}'])
+    models = compare_finetune.add_models(earlier, more, extend=True)
+    self.assertEqual(sorted(models['base']['a']), [1, 2])
+    self.assertEqual(sorted(earlier['base']['a']), [1])  # not modified
+    self.assertEqual(models, compare_finetune.parse_models(
+        [f'base={self.base_dirs[0]}+{self.base_dirs[1]}']))
+
+  def test_extend_refuses_a_seed_already_pooled(self):
+    earlier = compare_finetune.parse_models([f'cand={self.cand_dir}'])
+    again = compare_finetune.parse_models([f'cand={self.base_dirs[1]}'])
+    with self.assertRaisesRegex(ValueError, r"Seeds \[2\] of a are already "
+                                "pooled for 'cand'"):
+      compare_finetune.add_models(earlier, again, extend=True)
+
 
 if __name__ == '__main__':
   tf.test.main()

@@ -23,7 +23,8 @@ seeds per task and for the average, and writes the pooled scores.
       --output_json=docs/finetune.json
 
 adds models to scores pooled before (whose suite runs may be gone) and
-prints the table over all of them.
+prints the table over all of them; with `--extend`, a model already there
+(`--models=random_init=runs/ft/random/seed3`) gains the new runs' seeds.
 """
 
 import json
@@ -179,28 +180,49 @@ def parse_models(specs: Sequence[str]) -> Dict[str, Dict]:
   return models
 
 
-def add_models(earlier: Dict[str, Dict], new: Dict[str, Dict]) -> Dict:
+def add_models(earlier: Dict[str, Dict], new: Dict[str, Dict],
+               extend: bool = False) -> Dict:
   """The models of an earlier pooled JSON followed by new ones.
 
   Args:
     earlier: {name: pooled} as `read_pooled` returns it.
     new: {name: pooled} as `parse_models` returns it.
+    extend: a new model named as an earlier one adds its seeds to the
+      earlier one's (e.g. a fine-tuning seed that finished in a later
+      session), instead of being refused.
 
   Raises:
-    ValueError: a new model has the name of an earlier one (it would replace
-      scores whose suite runs may be gone), or other tasks.
+    ValueError: a new model has the name of an earlier one and `extend` is
+      off (it would replace scores whose suite runs may be gone), a seed
+      already pooled for that name, or other tasks.
   """
   models = dict(earlier)
   for name, pooled in new.items():
-    if name in models:
-      raise ValueError(f'Model {name!r} is already in the pooled JSON; give '
-                       'the new one another name.')
     tasks = set(next(iter(models.values()))) if models else set(pooled)
     if set(pooled) != tasks:
       raise ValueError(f'Model {name!r} has tasks {sorted(pooled)}, the pooled '
                        f'JSON {sorted(tasks)}: pool runs of the same suite.')
-    models[name] = pooled
+    if name not in models:
+      models[name] = pooled
+    elif extend:
+      models[name] = _with_more_seeds(name, models[name], pooled)
+    else:
+      raise ValueError(f'Model {name!r} is already in the pooled JSON; give '
+                       'the new one another name, or pass --extend to add '
+                       'its seeds to the pooled ones.')
   return models
+
+
+def _with_more_seeds(name: str, pooled: Dict, more: Dict) -> Dict:
+  """`pooled` with the seeds of `more` (same tasks) added, none replaced."""
+  merged = {}
+  for task, by_seed in pooled.items():
+    again = sorted(set(by_seed) & set(more[task]))
+    if again:
+      raise ValueError(f'Seeds {again} of {task} are already pooled for '
+                       f'{name!r}; add only seeds it does not have.')
+    merged[task] = {**by_seed, **more[task]}
+  return merged
 
 
 def read_pooled(path: str) -> Dict[str, Dict]:
@@ -217,7 +239,8 @@ def main(_):
   if flags_.models:
     models = parse_models(flags_.models)
     if flags_.pooled_json:
-      models = add_models(read_pooled(flags_.pooled_json), models)
+      models = add_models(read_pooled(flags_.pooled_json), models,
+                          extend=flags_.extend)
     print(spread_table(models))
     if flags_.output_json:
       with open(flags_.output_json, 'w') as f:
@@ -245,4 +268,7 @@ if __name__ == '__main__':
   flags.DEFINE_string('pooled_json', None, 'With --models: an --output_json '
                       'written before; its models come first, the new ones '
                       'are added (it may be --output_json itself).')
+  flags.DEFINE_bool('extend', False, 'With --pooled_json: a --models name '
+                    'already pooled gains the new seeds instead of being '
+                    'refused.')
   app.run(main)
