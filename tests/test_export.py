@@ -102,6 +102,15 @@ class ExportTest(tf.test.TestCase):
                                 r'has num_layers=4 \(config: 6\)'):
       export_tfhub.export(directory, self.create_tempdir().full_path)
 
+  def test_pooler_note_names_where_the_pooler_weights_come_from(self):
+    config = export_tfhub.read_experiment_config(pretrained.model_dir())
+    self.assertIn('random initial weights', export_tfhub.pooler_note(config))
+    config.task.init_checkpoint = '/ckpts/bert-base/bert_model.ckpt'
+    note = export_tfhub.pooler_note(config)
+    self.assertIn('task.init_checkpoint (/ckpts/bert-base/bert_model.ckpt)',
+                  note)
+    self.assertNotIn('random', note)
+
   def test_vocabulary_of_another_size_fails(self):
     vocab = os.path.join(self.create_tempdir().full_path, 'vocab.txt')
     with open(real_data.VOCAB) as f:

@@ -167,6 +167,8 @@ class ExportTest(tf.test.TestCase):
       card = f.read()
     self.assertIn('| importance strategy | dynamic |', card)
     self.assertIn('`ckpt-3`', card)
+    self.assertIn('pooler (the dense layer behind pooled_output) is not '
+                  'trained', card)
 
   def test_pre_layer_norm_is_refused_with_the_setting_named(self):
     model = task_configs.tiny_experiment().task.model

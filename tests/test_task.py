@@ -59,6 +59,17 @@ class TokenDropTaskTest(tf.test.TestCase, parameterized.TestCase):
     self.assertNotIn(drop_metrics.DROPPED_SHARE, [m.name for m in metrics])
     self.assertTrue(np.all(np.isfinite(losses)))
 
+  def test_pretraining_leaves_the_pooler_as_initialised(self):
+    # What export_tfhub.pooler_note tells every user of pooled_output.
+    task, model = _task_and_model()
+    features = next(iter(task.build_inputs(task.task_config.train_data)))
+    pooler = model.encoder_network.pooler_layer.kernel
+    layer = model.encoder_network.transformer_layers[1].trainable_weights[0]
+    pooler_before, layer_before = pooler.numpy(), layer.numpy()
+    _train(task, model, features, steps=2)
+    self.assertAllEqual(pooler.numpy(), pooler_before)
+    self.assertNotAllClose(layer.numpy(), layer_before)
+
   def test_validation_uses_the_full_encoder(self):
     task, model = _task_and_model()
     features = next(iter(task.build_inputs(task.task_config.validation_data)))

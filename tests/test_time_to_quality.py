@@ -33,6 +33,39 @@ class StepBudgetTest(tf.test.TestCase):
                      5e-4)
 
 
+class DataVocabularyTest(tf.test.TestCase, parameterized.TestCase):
+  """A data folder whose recorded vocabulary path is gone (moved data)."""
+
+  def _moved_data(self, vocab_sha256=None, vocab_beside=False):
+    directory = self.create_tempdir().full_path
+    metadata = bench_configs.read_metadata(real_data.tfrecord_dir())
+    metadata['vocab_file'] = '/gone/checkout/data_prep/default/vocab.txt'
+    if vocab_sha256:
+      metadata['vocab_sha256'] = vocab_sha256
+    with open(os.path.join(directory, 'metadata.json'), 'w') as f:
+      json.dump(metadata, f)
+    if vocab_beside:
+      tf.io.gfile.copy(real_data.VOCAB, os.path.join(directory, 'vocab.txt'))
+    return directory
+
+  @parameterized.named_parameters(('default_vocabulary', False),
+                                  ('vocab_txt_in_the_data_dir', True))
+  def test_a_vocabulary_with_the_recorded_sha256_is_used(self, beside):
+    directory = self._moved_data(vocab_beside=beside)
+    vocab_file = bench_configs.data_vocab_file(
+        bench_configs.read_metadata(directory), directory)
+    expected = (os.path.join(directory, 'vocab.txt') if beside
+                else real_data.VOCAB)
+    self.assertEqual(os.path.realpath(vocab_file), os.path.realpath(expected))
+
+  def test_no_vocabulary_with_the_recorded_sha256_is_named(self):
+    directory = self._moved_data(vocab_sha256='0' * 64)
+    with self.assertRaisesRegex(
+        FileNotFoundError, r'tokenized with /gone/checkout/.*vocab.txt, which '
+        r'does not exist.*\(0{64}\)\. Copy that vocabulary to '):
+      bench_configs.experiment('baseline', None, directory, batch_size=4)
+
+
 class SettableDecayStepsTest(tf.test.TestCase, parameterized.TestCase):
 
   def _optimizer(self, learning_rate_type='polynomial'):

@@ -11,10 +11,16 @@ import os
 import re
 from typing import Dict, Optional, Sequence
 
+from absl import logging
+
 from official.core import config_definitions as cfg
 from official.modeling import hyperparams
 from official_td.configs import experiments
 from official_td.data import json_file
+from official_td.data import vocabulary as vocabulary_lib
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 PRESETS = {
     'L12_H256': dict(num_layers=12, hidden_size=256, num_attention_heads=4,
@@ -60,6 +66,45 @@ def read_metadata(data_dir: str) -> Dict[str, object]:
       'data_prep.create_pretraining_data --output_dir=...`.')
 
 
+def data_vocab_file(metadata: Dict[str, object], data_dir: str) -> str:
+  """The vocabulary `data_dir` was tokenized with, found by content if moved.
+
+  `metadata.json` records the vocabulary's absolute path and SHA-256. A data
+  folder outlives the checkout that made it (moved, symlinked into another
+  worktree, copied to another machine), so when the recorded path is gone,
+  `data_dir/vocab.txt` or the repository's default vocabulary is used if its
+  SHA-256 is the recorded one.
+
+  Args:
+    metadata: `read_metadata(data_dir)`.
+    data_dir: the folder `metadata` was read from.
+
+  Returns:
+    A path to a vocabulary file with the data's SHA-256.
+
+  Raises:
+    FileNotFoundError: the recorded path is gone and no candidate matches,
+      naming the path, the SHA-256 and the fix.
+  """
+  recorded = metadata['vocab_file']
+  if os.path.exists(recorded):
+    return recorded
+  candidates = (os.path.join(data_dir, 'vocab.txt'),
+                os.path.join(_REPO, experiments.DEFAULT_VOCAB))
+  for candidate in candidates:
+    if (os.path.exists(candidate) and vocabulary_lib.Vocabulary(
+        candidate).fingerprint == metadata.get('vocab_sha256')):
+      logging.warning('%s/metadata.json names %s, which is gone; using %s, '
+                      'which has the same SHA-256.', data_dir, recorded,
+                      candidate)
+      return candidate
+  raise FileNotFoundError(
+      f'{data_dir}/metadata.json says the data was tokenized with {recorded}, '
+      f'which does not exist, and neither {" nor ".join(candidates)} has its '
+      f'SHA-256 ({metadata.get("vocab_sha256")}). Copy that vocabulary to '
+      f'{candidates[0]}.')
+
+
 def overridden(config_files: Sequence[str] = (),
                params_override: str = '') -> cfg.ExperimentConfig:
   """`bert/token_drop` with YAML `config_files`, then `params_override`.
@@ -95,6 +140,8 @@ def experiment(variant: str, size: Optional[Dict[str, int]], data_dir: str,
 
   Raises:
     ValueError: an unknown variant.
+    FileNotFoundError: no metadata.json, or the data's vocabulary is gone
+      (`data_vocab_file`).
   """
   if variant not in VARIANTS:
     raise ValueError(f'Unknown variant {variant!r}; choose from {VARIANTS}.')
@@ -104,7 +151,7 @@ def experiment(variant: str, size: Optional[Dict[str, int]], data_dir: str,
                           'sctd': 'dynamic'}.get(variant, variant)
   config.task.sctd.enabled = variant == 'sctd'
   config.task.sctd.every_n_steps = sctd_every
-  config.task.token_drop.vocab_file = metadata['vocab_file']
+  config.task.token_drop.vocab_file = data_vocab_file(metadata, data_dir)
   config.task.token_drop.frequency_file = os.path.join(
       data_dir, 'token_frequencies.json')
   bert = config.task.model.encoder.bert

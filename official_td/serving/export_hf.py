@@ -13,8 +13,9 @@ and `AutoTokenizer.from_pretrained(EXPORT_DIR)` load with no other step:
   vocab.txt, tokenizer_config.json, special_tokens_map.json
                            a `BertTokenizer` on the run's WordPiece vocabulary,
                            lower-casing as in pretraining
-  README.md                a model card: config, strategy, steps and the last
-                           validation MLM figures of the run
+  README.md                a model card: config, strategy, steps, the last
+                           validation MLM figures of the run, and what the
+                           (untrained) pooler holds
 A token-dropping checkpoint is an ordinary BERT: the importance table is not
 part of the model and is not exported. Works for any strategy, the baseline
 and ScTD. The checkpoint is checked against params.yaml and the vocabulary
@@ -95,6 +96,7 @@ def export(model_dir: str, export_dir: str,
     shutil.rmtree(staging, ignore_errors=True)
   logging.info('Exported %s to %s (transformers BertForMaskedLM).',
                checkpoint, export_dir)
+  logging.warning(export_tfhub.pooler_note(config))
   return checkpoint
 
 
@@ -161,6 +163,7 @@ def model_card(config: cfg.ExperimentConfig, model_dir: str,
                  f'{evaluation["accuracy"]:.3f} |')
   else:
     lines.append('| validation MLM | not recorded in the run\'s summaries |')
+  lines += ['', export_tfhub.pooler_note(config)]
   return '\n'.join(lines) + '\n'
 
 

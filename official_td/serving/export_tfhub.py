@@ -18,6 +18,11 @@ writes, with the Model Garden's `export_tfhub_lib`:
                             vocabulary); calling it packs one segment to
                             `seq_length`.
 
+The pooler behind `pooled_output` is not trained by MLM-only pretraining
+(there is no next-sentence head); the export logs a warning saying so, and
+`pooler_note` gives the sentence. Fine-tune it with the classifier, or use
+`sequence_output[:, 0]`; do not use `pooled_output` frozen.
+
 The experiment config is read from MODEL_DIR/params.yaml (written by
 train.py). Before anything is written the checkpoint is checked against the
 config and the vocabulary, so a mismatch fails with a message naming it.
@@ -52,6 +57,29 @@ def read_experiment_config(model_dir: str) -> cfg.ExperimentConfig:
                             'folder train.py wrote, or pass --params_yaml.')
   return hyperparams.override_params_dict(
       exp_factory.get_exp_config('bert/token_drop'), path, is_strict=True)
+
+
+def pooler_note(config: cfg.ExperimentConfig) -> str:
+  """What the pooler (`pooled_output`'s dense layer) holds after pretraining.
+
+  Token-dropping pretraining is MLM only (the task refuses `cls_heads` and
+  next-sentence labels), so the pooler gets no gradient and keeps the
+  weights it started with: random, or those of `task.init_checkpoint` when
+  pretraining continued an existing BERT.
+
+  Args:
+    config: the run's experiment config (`read_experiment_config`).
+
+  Returns:
+    One sentence for logs and model cards.
+  """
+  init = config.task.init_checkpoint
+  start = (f'the weights of task.init_checkpoint ({init})' if init
+           else 'its random initial weights')
+  return ('The pooler (the dense layer behind pooled_output) is not trained '
+          'by MLM-only pretraining and holds ' + start + ': fine-tune it with '
+          'the classifier or use the [CLS] vector of sequence_output; do not '
+          'use pooled_output frozen.')
 
 
 def export(model_dir: str, export_dir: str,
@@ -96,6 +124,7 @@ def export(model_dir: str, export_dir: str,
       **vocab_kwargs)
   logging.info('Exported %s to %s/{encoder,preprocessing}.', checkpoint,
                export_dir)
+  logging.warning(pooler_note(config))
   return checkpoint
 
 
