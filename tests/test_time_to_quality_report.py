@@ -64,6 +64,21 @@ class CurveTest(tf.test.TestCase):
     self.assertEqual(report.short_phase_steps(run), 500)
     self.assertEqual(report.short_phase_steps({}), 0)
 
+  def test_gaps_are_taken_against_the_same_seed_baseline_at_equal_time(self):
+    runs = _runs() + [{'variant': 'static', 'seed': 2,
+                       'evals': _evals((0, 0, 10.0, 0.0), (9, 9, 9.0, 0.1))}]
+    gaps = {g['variant']: g for g in report.gaps_to_baseline(runs)}
+    # No baseline of seed 2: static has no gap; the baseline none to itself.
+    self.assertCountEqual(gaps, ['dynamic', 'random'])
+    self.assertAllClose(gaps['dynamic']['minutes'],
+                        [20 / 60, 2420 / 60, 3020 / 60])
+    # The baseline at 2420 s: 8.0 + (2400 / 3000) * (7.0 - 8.0) = 7.2.
+    self.assertAllClose(gaps['dynamic']['gaps'], [-1.0, 6.5 - 7.2, -2.0])
+    accuracy = report.gaps_to_baseline(runs, key='val_mlm_accuracy')
+    # The baseline at 2420 s: 0.1 + (2400 / 3000) * (0.15 - 0.1) = 0.14.
+    self.assertAllClose(accuracy[0]['gaps'], [0.0, 0.15 - 0.14, 0.15])
+    self.assertAllClose(gaps['random']['gaps'], [6.5 - (8.0 - 80 / 3000)])
+
   def test_spread_counts_the_runs_that_missed(self):
     self.assertEqual(report.spread([0.8, 0.9, None]),
                      '0.850 +- 0.071 (n=2), not reached in 1')
@@ -88,7 +103,8 @@ class SummaryTest(tf.test.TestCase):
                   '| 0.80 | 3.00 |', text)
     # No config files, no short phase: random's one block is full-length.
     self.assertIn('| random | 1 | - | - | 1000 (1000-1000) | - | 1.00 |', text)
-    for name in ('val_mlm_loss_vs_time.png', 'val_mlm_accuracy_vs_time.png'):
+    for name in ('val_mlm_loss_vs_time.png', 'val_mlm_accuracy_vs_time.png',
+                 'val_mlm_loss_gap_vs_time.png'):
       with open(os.path.join(plot_dir, name), 'rb') as f:
         self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
 
