@@ -36,7 +36,7 @@ class CurveTest(tf.test.TestCase):
 
   def test_time_to_the_baseline_final_loss_is_interpolated(self):
     fractions = report.time_fractions(_runs())
-    self.assertAllClose(fractions['baseline']['loss'], [1.0])
+    self.assertNotIn('baseline', fractions)
     # 6.0 lies 1/3 of the way from 6.5 (2420 s) to 5.0 (3020 s): 2620 s.
     self.assertAllClose(fractions['dynamic']['loss'], [2620 / 3120])
     # 0.2 lies 1/3 of the way from 0.15 to 0.3: the same 2620 s.
@@ -79,6 +79,23 @@ class CurveTest(tf.test.TestCase):
     self.assertAllClose(accuracy[0]['gaps'], [0.0, 0.15 - 0.14, 0.15])
     self.assertAllClose(gaps['random']['gaps'], [6.5 - (8.0 - 80 / 3000)])
 
+  def test_final_gaps_are_taken_against_the_same_seed_baseline(self):
+    runs = _runs() + [{'variant': 'static', 'seed': 2,
+                       'evals': _evals((0, 0, 10.0, 0.0), (9, 9, 9.0, 0.1))}]
+    gaps = report.final_gaps(runs)
+    # Static has no seed-2 baseline; the baseline is not its own gap.
+    self.assertCountEqual(gaps, ['dynamic', 'random'])
+    self.assertEqual(gaps['dynamic']['seeds'], [1])
+    # The last evaluations: dynamic 5.0 / 0.3, the baseline 6.0 / 0.2.
+    self.assertAllClose(gaps['dynamic']['loss'], [-1.0])
+    self.assertAllClose(gaps['dynamic']['accuracy'], [0.1])
+    self.assertAllClose(gaps['random']['loss'], [0.5])
+
+  def test_signed_spread_keeps_the_direction(self):
+    self.assertEqual(report.signed_spread([-0.1, 0.3]),
+                     '+0.100 +- 0.283 (-0.100 to +0.300)')
+    self.assertEqual(report.signed_spread([-0.25]), '-0.250')
+
   def test_spread_counts_the_runs_that_missed(self):
     self.assertEqual(report.spread([0.8, 0.9, None]),
                      '0.850 +- 0.071 (n=2), not reached in 1')
@@ -93,7 +110,10 @@ class SummaryTest(tf.test.TestCase):
     with contextlib.redirect_stdout(output):
       report.summarize(_runs(), minutes=[0.5, 60], plot_dir=plot_dir)
     text = output.getvalue()
-    self.assertIn('| dynamic | 0.840 (n=1) | 0.840 (n=1) |', text)
+    self.assertIn('| dynamic | 1 | 1 of 1 | -1.000 | +0.100 | 0.840 (n=1) | '
+                  '0.840 (n=1) |', text)
+    self.assertIn('| random | 1 | 0 of 1 | +0.500 | -0.100 | not reached | '
+                  'not reached |', text)
     # At 30 s dynamic is 10 s into its 2400-s block from 7.0 / 0.1 to
     # 6.5 / 0.15; at 60 min it has stopped.
     self.assertIn('| dynamic | 1 | 6.998 / 0.100 | - |', text)

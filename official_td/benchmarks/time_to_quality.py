@@ -32,8 +32,9 @@ dropping seed. RESULTS_FILE is a JSON list of runs, each `{"variant",
 "seed", "evals": [{"train_seconds", "step", "val_mlm_loss",
 "val_mlm_accuracy", "block"}], ...}`; a rerun replaces the runs of the same
 variant and seed. `--summarize_only` prints, from that file, each variant's
-time to the baseline's final validation loss and accuracy (fraction of the
-baseline's time, mean and spread over seeds), every run's validation figures
+final validation loss and accuracy minus its same-seed baseline's and its
+time to the baseline's final figures (fraction of the baseline's time), with
+mean and spread over seeds, every run's validation figures
 at equal training minutes (`--at_minutes`) and its block step times per
 sequence phase, and plots every run (`time_to_quality_report`).
 

@@ -14,7 +14,7 @@ import dataclasses
 import math
 import os
 import statistics
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from official_td.benchmarks import bench_configs
 
@@ -66,22 +66,30 @@ def value_at(points: List[CurvePoint], key: str,
   return None
 
 
+def same_seed_pairs(runs: List[Dict], baseline: str = 'baseline'
+                    ) -> Iterator[Tuple[Dict, Dict]]:
+  """Yields (run, the baseline run of its seed) for each run that has one.
+
+  The baseline's own runs are not yielded; the order is the results file's.
+  """
+  references = {r['seed']: r for r in runs if r['variant'] == baseline}
+  for r in runs:
+    if r['variant'] != baseline and r['seed'] in references:
+      yield r, references[r['seed']]
+
+
 def time_fractions(runs: List[Dict], baseline: str = 'baseline'
                    ) -> Dict[str, Dict[str, List[Optional[float]]]]:
   """Per variant, the time to the same seed's baseline final figures.
 
   Returns:
-    {variant: {'loss': [...], 'accuracy': [...]}}, one entry per seed with a
-    baseline run: the variant's training time to reach the baseline's final
-    validation MLM loss (accuracy), divided by the baseline's training time;
-    None where the variant never reached it.
+    {variant: {'loss': [...], 'accuracy': [...]}}, one entry per
+    `same_seed_pairs` pair: the variant's training time to reach the
+    baseline's final validation MLM loss (accuracy), divided by the
+    baseline's training time; None where the variant never reached it.
   """
-  by_seed = {r['seed']: r for r in runs if r['variant'] == baseline}
   fractions = {}
-  for r in runs:
-    reference = by_seed.get(r['seed'])
-    if reference is None:
-      continue
+  for r, reference in same_seed_pairs(runs, baseline):
     final = points_of(reference)[-1]
     points = points_of(r)
     entry = fractions.setdefault(r['variant'], {'loss': [], 'accuracy': []})
@@ -91,6 +99,30 @@ def time_fractions(runs: List[Dict], baseline: str = 'baseline'
       entry[name].append(None if seconds is None else
                          seconds / final.train_seconds)
   return fractions
+
+
+def final_gaps(runs: List[Dict], baseline: str = 'baseline'
+               ) -> Dict[str, Dict[str, List]]:
+  """Per variant, its final figures minus its same-seed baseline's.
+
+  Within a pair both runs had the same budget of training time, so this is
+  the method's claim read at the end of the budget: below zero (loss) or
+  above zero (accuracy), the variant ended ahead.
+
+  Returns:
+    {variant: {'seeds': [...], 'loss': [...], 'accuracy': [...]}}, one entry
+    per `same_seed_pairs` pair: the last evaluation's validation MLM loss
+    (nats) and accuracy minus the baseline's last.
+  """
+  gaps = {}
+  for r, reference in same_seed_pairs(runs, baseline):
+    last, final = points_of(r)[-1], points_of(reference)[-1]
+    entry = gaps.setdefault(r['variant'],
+                            {'seeds': [], 'loss': [], 'accuracy': []})
+    entry['seeds'].append(r['seed'])
+    entry['loss'].append(last.val_mlm_loss - final.val_mlm_loss)
+    entry['accuracy'].append(last.val_mlm_accuracy - final.val_mlm_accuracy)
+  return gaps
 
 
 def short_phase_steps(run: Dict) -> int:
@@ -154,12 +186,31 @@ def print_final(runs: List[Dict]) -> None:
           f"{last['val_mlm_accuracy']:.4f} |")
 
 
-def print_time_fractions(runs: List[Dict]) -> None:
-  print('\n| variant | time to baseline loss | time to baseline accuracy |')
-  print('|---|---|---|')
-  for variant, entry in time_fractions(runs).items():
-    print(f"| {variant} | {spread(entry['loss'])} | "
-          f"{spread(entry['accuracy'])} |")
+def signed_spread(values: Sequence[float]) -> str:
+  """'mean +- stdev (min to max)', signed: a gap's direction is its point."""
+  text = f'{statistics.mean(values):+.3f}'
+  if len(values) > 1:
+    text += (f' +- {statistics.stdev(values):.3f} '
+             f'({min(values):+.3f} to {max(values):+.3f})')
+  return text
+
+
+def print_by_variant(runs: List[Dict], baseline: str = 'baseline') -> None:
+  """Each variant over its seeds, against the same seed's baseline."""
+  print('\nEach variant against its same-seed baseline, over seeds (final: '
+        'the last evaluation of each run):')
+  print('| variant | seeds | ends below its baseline\'s loss | final loss '
+        'minus the baseline\'s (nats) | final accuracy minus the '
+        'baseline\'s | time to baseline loss | time to baseline accuracy |')
+  print('|---|---|---|---|---|---|---|')
+  fractions = time_fractions(runs, baseline)
+  for variant, gaps in final_gaps(runs, baseline).items():
+    ahead = sum(gap < 0 for gap in gaps['loss'])
+    print(f"| {variant} | {', '.join(map(str, gaps['seeds']))} | "
+          f"{ahead} of {len(gaps['loss'])} | {signed_spread(gaps['loss'])} | "
+          f"{signed_spread(gaps['accuracy'])} | "
+          f"{spread(fractions[variant]['loss'])} | "
+          f"{spread(fractions[variant]['accuracy'])} |")
 
 
 def print_equal_time(runs: List[Dict], minutes: Sequence[float]) -> None:
@@ -247,17 +298,13 @@ def gaps_to_baseline(runs: List[Dict], key: str = 'val_mlm_loss',
     evaluation of the run after step 0 and within the baseline's curve (the
     baseline's value linearly interpolated at the run's training seconds).
   """
-  references = {r['seed']: points_of(r) for r in runs
-                if r['variant'] == baseline}
   gaps = []
-  for r in runs:
-    reference = references.get(r['seed'])
-    if r['variant'] == baseline or reference is None:
-      continue
+  for r, reference in same_seed_pairs(runs, baseline):
+    curve = points_of(reference)
     entry = {'variant': r['variant'], 'seed': r['seed'], 'minutes': [],
              'gaps': []}
     for point in points_of(r):
-      other = value_at(reference, key, point.train_seconds)
+      other = value_at(curve, key, point.train_seconds)
       if point.step and other is not None:
         entry['minutes'].append(point.train_seconds / 60)
         entry['gaps'].append(getattr(point, key) - other)
@@ -324,7 +371,7 @@ def summarize(runs: List[Dict], minutes: Sequence[float],
               plot_dir: Optional[str] = None) -> None:
   """Prints every table above (markdown); plots every run into `plot_dir`."""
   print_final(runs)
-  print_time_fractions(runs)
+  print_by_variant(runs)
   print_equal_time(runs, minutes)
   print_step_times(runs)
   if plot_dir:
