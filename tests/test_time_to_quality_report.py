@@ -35,12 +35,22 @@ def _runs():
 class CurveTest(tf.test.TestCase):
 
   def test_time_to_the_baseline_final_loss_is_interpolated(self):
-    fractions = report.time_fractions(_runs())
+    fractions = report.fractions_of_baseline(_runs())
     self.assertNotIn('baseline', fractions)
     # 6.0 lies 1/3 of the way from 6.5 (2420 s) to 5.0 (3020 s): 2620 s.
     self.assertAllClose(fractions['dynamic']['loss'], [2620 / 3120])
     # 0.2 lies 1/3 of the way from 0.15 to 0.3: the same 2620 s.
     self.assertAllClose(fractions['dynamic']['accuracy'], [2620 / 3120])
+    self.assertEqual(fractions['random']['loss'], [None])
+
+  def test_steps_to_the_baseline_final_loss_are_interpolated(self):
+    fractions = report.fractions_of_baseline(_runs(), along='step')
+    self.assertNotIn('baseline', fractions)
+    # 6.0 lies 1/3 of the way from 6.5 (step 3050) to 5.0 (step 3250):
+    # step 3116.7, against the baseline's final step 3140.
+    self.assertAllClose(fractions['dynamic']['loss'], [(3050 + 200 / 3) / 3140])
+    self.assertAllClose(fractions['dynamic']['accuracy'],
+                        [(3050 + 200 / 3) / 3140])
     self.assertEqual(fractions['random']['loss'], [None])
 
   def test_value_at_a_time_is_interpolated_and_none_past_the_run(self):
@@ -111,9 +121,9 @@ class SummaryTest(tf.test.TestCase):
       report.summarize(_runs(), minutes=[0.5, 60], plot_dir=plot_dir)
     text = output.getvalue()
     self.assertIn('| dynamic | 1 | 1 of 1 | -1.000 | +0.100 | 0.840 (n=1) | '
-                  '0.840 (n=1) |', text)
+                  '0.840 (n=1) | 0.993 (n=1) |', text)
     self.assertIn('| random | 1 | 0 of 1 | +0.500 | -0.100 | not reached | '
-                  'not reached |', text)
+                  'not reached | not reached |', text)
     # At 30 s dynamic is 10 s into its 2400-s block from 7.0 / 0.1 to
     # 6.5 / 0.15; at 60 min it has stopped.
     self.assertIn('| dynamic | 1 | 6.998 / 0.100 | - |', text)

@@ -33,8 +33,8 @@ dropping seed. RESULTS_FILE is a JSON list of runs, each `{"variant",
 "val_mlm_accuracy", "block"}], ...}`; a rerun replaces the runs of the same
 variant and seed. `--summarize_only` prints, from that file, each variant's
 final validation loss and accuracy minus its same-seed baseline's and its
-time to the baseline's final figures (fraction of the baseline's time), with
-mean and spread over seeds, every run's validation figures
+time (and steps) to the baseline's final figures (fractions of the
+baseline's), with mean and spread over seeds, every run's validation figures
 at equal training minutes (`--at_minutes`) and its block step times per
 sequence phase, and plots every run (`time_to_quality_report`).
 

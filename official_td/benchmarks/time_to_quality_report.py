@@ -39,19 +39,29 @@ def _between(x: float, x0: float, y0: float, x1: float, y1: float) -> float:
 
 
 def crossing(points: List[CurvePoint], key: str, target: float,
-             lower_is_better: bool) -> Optional[float]:
-  """Training seconds at which `key` first reaches `target` (interpolated).
+             lower_is_better: bool, along: str = 'train_seconds'
+             ) -> Optional[float]:
+  """Where `key` first reaches `target`, interpolated linearly.
 
-  None if the curve never reaches it.
+  Args:
+    points: one run's evaluations, in training order.
+    key: `val_mlm_loss` or `val_mlm_accuracy`.
+    target: the value to reach.
+    lower_is_better: True for a loss, False for an accuracy.
+    along: `train_seconds` or `step`: the axis the answer is read on.
+
+  Returns:
+    Training seconds (or steps) at the first crossing; None if the curve
+    never reaches `target`.
   """
   previous = None
   for point in points:
     value = getattr(point, key)
     if (value <= target) if lower_is_better else (value >= target):
       if previous is None:
-        return point.train_seconds
-      return _between(target, getattr(previous, key), previous.train_seconds,
-                      value, point.train_seconds)
+        return getattr(point, along)
+      return _between(target, getattr(previous, key), getattr(previous, along),
+                      value, getattr(point, along))
     previous = point
   return None
 
@@ -78,15 +88,29 @@ def same_seed_pairs(runs: List[Dict], baseline: str = 'baseline'
       yield r, references[r['seed']]
 
 
-def time_fractions(runs: List[Dict], baseline: str = 'baseline'
-                   ) -> Dict[str, Dict[str, List[Optional[float]]]]:
-  """Per variant, the time to the same seed's baseline final figures.
+def fractions_of_baseline(runs: List[Dict], baseline: str = 'baseline',
+                          along: str = 'train_seconds'
+                          ) -> Dict[str, Dict[str, List[Optional[float]]]]:
+  """Per variant, the time (or steps) to the same seed's baseline final figures.
+
+  With `along='step'` this is what a dropped step teaches against a full
+  one: below 1, fewer steps reached the baseline's quality. The time
+  fraction is, roughly, this times the step-time ratio, so the two together
+  tell whether a miss comes from the step's cost or from its learning. Read
+  on steps, the baseline's schedule has decayed to zero at its final step
+  while a faster variant's, planned on the same minutes, has not: the step
+  fraction leans against the faster variant.
+
+  Args:
+    runs: the results file's runs.
+    baseline: the variant the others are measured against.
+    along: `train_seconds` (time fractions) or `step` (step fractions).
 
   Returns:
     {variant: {'loss': [...], 'accuracy': [...]}}, one entry per
-    `same_seed_pairs` pair: the variant's training time to reach the
+    `same_seed_pairs` pair: the variant's training time (steps) to reach the
     baseline's final validation MLM loss (accuracy), divided by the
-    baseline's training time; None where the variant never reached it.
+    baseline's; None where the variant never reached it.
   """
   fractions = {}
   for r, reference in same_seed_pairs(runs, baseline):
@@ -95,9 +119,9 @@ def time_fractions(runs: List[Dict], baseline: str = 'baseline'
     entry = fractions.setdefault(r['variant'], {'loss': [], 'accuracy': []})
     for name, key, lower in (('loss', 'val_mlm_loss', True),
                              ('accuracy', 'val_mlm_accuracy', False)):
-      seconds = crossing(points, key, getattr(final, key), lower)
-      entry[name].append(None if seconds is None else
-                         seconds / final.train_seconds)
+      reached = crossing(points, key, getattr(final, key), lower, along)
+      entry[name].append(None if reached is None else
+                         reached / getattr(final, along))
   return fractions
 
 
@@ -201,16 +225,19 @@ def print_by_variant(runs: List[Dict], baseline: str = 'baseline') -> None:
         'the last evaluation of each run):')
   print('| variant | seeds | ends below its baseline\'s loss | final loss '
         'minus the baseline\'s (nats) | final accuracy minus the '
-        'baseline\'s | time to baseline loss | time to baseline accuracy |')
-  print('|---|---|---|---|---|---|---|')
-  fractions = time_fractions(runs, baseline)
+        'baseline\'s | time to baseline loss | time to baseline accuracy | '
+        'steps to baseline loss |')
+  print('|---|---|---|---|---|---|---|---|')
+  fractions = fractions_of_baseline(runs, baseline)
+  steps = fractions_of_baseline(runs, baseline, along='step')
   for variant, gaps in final_gaps(runs, baseline).items():
     ahead = sum(gap < 0 for gap in gaps['loss'])
     print(f"| {variant} | {', '.join(map(str, gaps['seeds']))} | "
           f"{ahead} of {len(gaps['loss'])} | {signed_spread(gaps['loss'])} | "
           f"{signed_spread(gaps['accuracy'])} | "
           f"{spread(fractions[variant]['loss'])} | "
-          f"{spread(fractions[variant]['accuracy'])} |")
+          f"{spread(fractions[variant]['accuracy'])} | "
+          f"{spread(steps[variant]['loss'])} |")
 
 
 def print_equal_time(runs: List[Dict], minutes: Sequence[float]) -> None:
