@@ -206,6 +206,24 @@ class TimeToQualityTest(tf.test.TestCase):
       time_to_quality.run(['baseline'], 1, real_data.tfrecord_dir(), '', '',
                           4, 60.0, 2, 1, 2, lr_schedule_on='wallclock')
 
+  def test_a_budget_fraction_for_a_variant_not_run_fails_before_training(
+      self):
+    with self.assertRaisesRegex(ValueError, "'random'.*not in --variants"):
+      time_to_quality.run(['baseline', 'dynamic'], 1, real_data.tfrecord_dir(),
+                          '', '', 4, 60.0, 2, 1, 2,
+                          budget_fractions={'random': 0.8})
+
+  def test_budget_fractions_scale_only_the_variants_they_name(self):
+    self.assertEqual(
+        time_to_quality.variant_budgets(
+            ['baseline', 'dynamic'], 3000.0,
+            time_to_quality.parse_fractions(['dynamic=0.8'])),
+        {'baseline': 3000.0, 'dynamic': 2400.0})
+    with self.assertRaisesRegex(ValueError, 'must be positive'):
+      time_to_quality.variant_budgets(['dynamic'], 60.0, {'dynamic': 0.0})
+    with self.assertRaisesRegex(ValueError, 'VARIANT=FRACTION'):
+      time_to_quality.parse_fractions(['dynamic:0.8'])
+
   def test_a_rerun_replaces_the_same_variant_and_seed(self):
     results_file = os.path.join(tempfile.mkdtemp(), 'results.json')
     run = lambda variant, seed, loss: {'variant': variant, 'seed': seed,
@@ -284,6 +302,25 @@ class ClockStopTest(tf.test.TestCase):
     self.assertEqual([p.block for p in baseline.evals], [0, 1, 3, 5, 7, 9])
     self.assertEqual([p.block for p in dynamic.evals], [0, 2, 4, 6, 8])
     self.assertEqual([p.step for p in dynamic.evals], [0, 50, 100, 150, 167])
+
+  def test_an_arm_with_its_own_budget_stops_on_it(self):
+    clock = _FakeClock()
+    # Both at 1 s a step; dynamic has 80 of the run's 100 s, so it plans
+    # 80 steps in blocks of 16: the two still alternate to the end.
+    baseline = self._arm(clock, 'baseline', 1.0, 1000.0, 100.0)
+    dynamic = self._arm(clock, 'dynamic', 1.0, 1000.0, 80.0,
+                        budget_seconds=80.0)
+    with mock.patch.object(time_to_quality, 'time', clock):
+      time_to_quality.train_interleaved([baseline, dynamic], 100.0,
+                                        num_evals=5, eval_batches=1)
+
+    self.assertEqual(dynamic.trainer.blocks, [16] * 5)
+    self.assertAllClose(dynamic.train_seconds, 80.0)
+    self.assertAllClose(baseline.train_seconds, 100.0)
+    self.assertEqual([p.block for p in dynamic.evals], [0, 2, 4, 6, 8, 10])
+    self.assertEqual([p.block for p in baseline.evals], [0, 1, 3, 5, 7, 9])
+    self.assertEqual(dynamic.as_json({'budget_seconds': 100.0})
+                     ['budget_seconds'], 80.0)
 
   def test_on_time_the_decay_ends_on_the_time_budget(self):
     clock = _FakeClock()

@@ -21,7 +21,9 @@ All variants of one run (one seed) live in one process and train in turns:
      own training time (its blocks only, evaluation excluded) counts
      against its budget; a variant stops at its step budget or when its
      time budget is spent (its last block is cut to the steps that fit, at
-     the rate it has shown);
+     the rate it has shown); `--budget_fractions=dynamic=0.8` gives a
+     variant its own share of the budget, its schedule planned on it (the
+     question a user asks: does it match the baseline in 80% of the time?);
   3. after each block, that variant's full-encoder validation MLM loss and
      accuracy (evaluation never drops tokens) on `--eval_batches` batches,
      a checkpoint and `params.yaml` in OUTPUT_DIR/VARIANT_sSEED (ready for
@@ -188,6 +190,9 @@ class Arm:
   # Set with --lr_schedule_on=time: the decay's end, planned after each block.
   decay_steps: Optional[tf.Variable] = None
   short_phase_steps: int = 0
+  # Its own training-time budget (seconds; --budget_fractions can make it
+  # differ between arms); None: the one `train_interleaved` is given.
+  budget_seconds: Optional[float] = None
 
   @property
   def step(self) -> int:
@@ -264,11 +269,13 @@ class Arm:
     return point
 
   def as_json(self, extra: Dict) -> Dict:
+    own = {} if self.budget_seconds is None else {
+        'budget_seconds': self.budget_seconds}  # over the run's
     return {'variant': self.variant, 'seed': self.seed,
             'evals': [dataclasses.asdict(p) for p in self.evals],
             'step_budget': self.step_budget,
             'calibrated_ms_per_step': round(self.ms_per_step, 2),
-            'model_dir': self.model_dir, **extra}
+            'model_dir': self.model_dir, **extra, **own}
 
 
 def variant_config(variant: str, seed: int, data_dir: str, batch_size: int,
@@ -324,29 +331,35 @@ def build_arm(variant: str, seed: int, config, output_dir: str,
              step_budget=steps, ms_per_step=1000 * seconds_per_step,
              decay_steps=(settable_decay_steps(trainer.optimizer)
                           if lr_schedule_on == 'time' else None),
-             short_phase_steps=config.task.short_sequence_phase.steps)
+             short_phase_steps=config.task.short_sequence_phase.steps,
+             budget_seconds=budget_seconds)
 
 
 def train_interleaved(arms: List[Arm], budget_seconds: float, num_evals: int,
                       eval_batches: int,
                       on_eval: Callable[[], None] = lambda: None) -> None:
-  """Trains the arms in turns, a block each, until every one is done."""
+  """Trains the arms in turns, a block each, until every one is done.
+
+  Each arm spends its own `budget_seconds` if set, else `budget_seconds`.
+  """
+  budget = lambda arm: (budget_seconds if arm.budget_seconds is None
+                        else arm.budget_seconds)
   block = 0
   for arm in arms:
     arm.record(eval_batches, block)
   on_eval()
-  while not all(arm.done(budget_seconds) for arm in arms):
+  while not all(arm.done(budget(arm)) for arm in arms):
     for arm in arms:
-      if arm.done(budget_seconds):
+      if arm.done(budget(arm)):
         continue
       block += 1
       steps = min(-(-arm.step_budget // num_evals),
                   arm.step_budget - arm.step,
-                  arm.steps_left(budget_seconds))
+                  arm.steps_left(budget(arm)))
       start = time.perf_counter()
       arm.trainer.train(tf.constant(steps, tf.int32))
       arm.trainer.global_step.numpy()  # waits for the last step
-      arm.end_block(steps, time.perf_counter() - start, budget_seconds)
+      arm.end_block(steps, time.perf_counter() - start, budget(arm))
       arm.record(eval_batches, block)
       on_eval()
 
@@ -371,24 +384,69 @@ def read_results(results_file: str) -> List[Dict]:
     return json.load(f)
 
 
+def variant_budgets(variants: Sequence[str], budget_seconds: float,
+                    fractions: Dict[str, float]) -> Dict[str, float]:
+  """Each variant's training-time budget in seconds.
+
+  Raises:
+    ValueError: a fraction names a variant not in `variants`, or is not
+      positive.
+  """
+  for variant, fraction in fractions.items():
+    if variant not in variants:
+      raise ValueError(
+          f'--budget_fractions names {variant!r}, which is not in '
+          f'--variants={",".join(variants)}: add it there or drop the '
+          'fraction.')
+    if not fraction > 0:
+      raise ValueError(f'--budget_fractions gives {variant} {fraction}: a '
+                       'fraction of the budget must be positive.')
+  return {v: budget_seconds * fractions.get(v, 1.0) for v in variants}
+
+
+def parse_fractions(items: Sequence[str]) -> Dict[str, float]:
+  """['dynamic=0.8'] -> {'dynamic': 0.8}.
+
+  Raises:
+    ValueError: an item is not VARIANT=FRACTION.
+  """
+  fractions = {}
+  for item in items:
+    variant, _, fraction = item.partition('=')
+    try:
+      fractions[variant.strip()] = float(fraction)
+    except ValueError:
+      raise ValueError(f'--budget_fractions item {item!r}: write '
+                       'VARIANT=FRACTION, e.g. dynamic=0.8.') from None
+  return fractions
+
+
 def run(variants: Sequence[str], seed: int, data_dir: str, output_dir: str,
         results_file: str, batch_size: int, budget_seconds: float,
         num_evals: int, eval_batches: int, calibration_steps: int,
         config_files: Sequence[str] = (), params_override: str = '',
         model: Optional[str] = None,
         learning_rate: Optional[float] = None,
-        lr_schedule_on: str = 'steps') -> List[Arm]:
+        lr_schedule_on: str = 'steps',
+        budget_fractions: Optional[Dict[str, float]] = None) -> List[Arm]:
   """One run: the variants for one seed, interleaved; returns the arms.
 
+  `budget_fractions` ({variant: fraction}) gives a variant that fraction of
+  `budget_seconds` (e.g. {'dynamic': 0.8}: does token dropping, its
+  schedule planned on 80% of the baseline's minutes, end where the baseline
+  does?); the others get all of it.
+
   Raises:
-    ValueError: `lr_schedule_on` is not one of `SCHEDULES_ON`.
+    ValueError: `lr_schedule_on` is not one of `SCHEDULES_ON`, or a budget
+      fraction names a variant not in `variants` or is not positive.
   """
   if lr_schedule_on not in SCHEDULES_ON:
     raise ValueError(f'lr_schedule_on={lr_schedule_on!r}: use one of '
                      f'{SCHEDULES_ON}.')
+  budgets = variant_budgets(variants, budget_seconds, budget_fractions or {})
   arms = [build_arm(v, seed, variant_config(
       v, seed, data_dir, batch_size, config_files, params_override, model),
-                    output_dir, budget_seconds, calibration_steps,
+                    output_dir, budgets[v], calibration_steps,
                     learning_rate, lr_schedule_on) for v in variants]
   # One seed, one initialisation: the variants' models differ in how they
   # train, not in where they start (Keras draws depend on the ops before).
@@ -413,7 +471,8 @@ def main(_):
         flags_.results_file, flags_.batch_size, 60 * flags_.budget_minutes,
         flags_.num_evals, flags_.eval_batches, flags_.calibration_steps,
         flags_.config_file or (), flags_.params_override or '',
-        flags_.model, flags_.learning_rate, flags_.lr_schedule_on)
+        flags_.model, flags_.learning_rate, flags_.lr_schedule_on,
+        parse_fractions(flags_.budget_fractions or ()))
   report.summarize(read_results(flags_.results_file),
                    [float(m) for m in flags_.at_minutes], flags_.plot_dir)
 
@@ -444,6 +503,9 @@ if __name__ == '__main__':
                     'Training minutes of the equal-time table.')
   flags.DEFINE_integer('batch_size', 32, 'Global batch size.')
   flags.DEFINE_float('budget_minutes', 45, 'Training time per variant.')
+  flags.DEFINE_list('budget_fractions', None, 'VARIANT=FRACTION items: '
+                    'that variant trains for FRACTION of --budget_minutes '
+                    '(e.g. dynamic=0.8); the others for all of it.')
   flags.DEFINE_integer('num_evals', 12, 'Blocks (and validation points) per '
                        'variant.')
   flags.DEFINE_integer('eval_batches', 40, 'Validation batches per point.')
