@@ -277,7 +277,7 @@ class ClockStopTest(tf.test.TestCase):
         variant=variant, seed=1, model_dir='', trainer=_FakeTrainer(
             clock, seconds_per_step), checkpoints=mock.Mock(),
         step_budget=int(budget * 1000 / calibrated_ms),
-        ms_per_step=calibrated_ms, **kwargs)
+        ms_per_step=calibrated_ms, budget_seconds=budget, **kwargs)
 
   def test_a_slower_variant_than_calibrated_stops_on_the_clock(self):
     clock = _FakeClock()
@@ -288,8 +288,8 @@ class ClockStopTest(tf.test.TestCase):
     # 50 (30 s each); after three blocks 10 s are left, 17 steps at 0.6 s.
     dynamic = self._arm(clock, 'dynamic', 0.6, 400.0, budget)
     with mock.patch.object(time_to_quality, 'time', clock):
-      time_to_quality.train_interleaved([baseline, dynamic], budget,
-                                        num_evals=5, eval_batches=1)
+      time_to_quality.train_interleaved([baseline, dynamic], num_evals=5,
+                                        eval_batches=1)
 
     self.assertEqual(baseline.trainer.blocks, [20] * 5)
     self.assertEqual(baseline.step, baseline.step_budget)
@@ -308,11 +308,10 @@ class ClockStopTest(tf.test.TestCase):
     # Both at 1 s a step; dynamic has 80 of the run's 100 s, so it plans
     # 80 steps in blocks of 16: the two still alternate to the end.
     baseline = self._arm(clock, 'baseline', 1.0, 1000.0, 100.0)
-    dynamic = self._arm(clock, 'dynamic', 1.0, 1000.0, 80.0,
-                        budget_seconds=80.0)
+    dynamic = self._arm(clock, 'dynamic', 1.0, 1000.0, 80.0)
     with mock.patch.object(time_to_quality, 'time', clock):
-      time_to_quality.train_interleaved([baseline, dynamic], 100.0,
-                                        num_evals=5, eval_batches=1)
+      time_to_quality.train_interleaved([baseline, dynamic], num_evals=5,
+                                        eval_batches=1)
 
     self.assertEqual(dynamic.trainer.blocks, [16] * 5)
     self.assertAllClose(dynamic.train_seconds, 80.0)
@@ -330,8 +329,7 @@ class ClockStopTest(tf.test.TestCase):
     arm = self._arm(clock, 'dynamic', 0.6, 400.0, budget,
                     decay_steps=tf.Variable(250, dtype=tf.int64))
     with mock.patch.object(time_to_quality, 'time', clock):
-      time_to_quality.train_interleaved([arm], budget, num_evals=5,
-                                        eval_batches=1)
+      time_to_quality.train_interleaved([arm], num_evals=5, eval_batches=1)
 
     self.assertEqual(arm.trainer.blocks, [50, 34, 34, 34, 14])
     self.assertEqual(arm.step, 166)

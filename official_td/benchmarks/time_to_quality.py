@@ -183,6 +183,7 @@ class Arm:
   checkpoints: tf.train.CheckpointManager
   step_budget: int
   ms_per_step: float
+  budget_seconds: float  # its own training time (--budget_fractions)
   train_seconds: float = 0.0
   last_block_seconds_per_step: Optional[float] = None
   last_block_start: int = 0
@@ -190,9 +191,6 @@ class Arm:
   # Set with --lr_schedule_on=time: the decay's end, planned after each block.
   decay_steps: Optional[tf.Variable] = None
   short_phase_steps: int = 0
-  # Its own training-time budget (seconds; --budget_fractions can make it
-  # differ between arms); None: the one `train_interleaved` is given.
-  budget_seconds: Optional[float] = None
 
   @property
   def step(self) -> int:
@@ -269,13 +267,12 @@ class Arm:
     return point
 
   def as_json(self, extra: Dict) -> Dict:
-    own = {} if self.budget_seconds is None else {
-        'budget_seconds': self.budget_seconds}  # over the run's
     return {'variant': self.variant, 'seed': self.seed,
             'evals': [dataclasses.asdict(p) for p in self.evals],
             'step_budget': self.step_budget,
             'calibrated_ms_per_step': round(self.ms_per_step, 2),
-            'model_dir': self.model_dir, **extra, **own}
+            'model_dir': self.model_dir, **extra,
+            'budget_seconds': self.budget_seconds}
 
 
 def variant_config(variant: str, seed: int, data_dir: str, batch_size: int,
@@ -329,37 +326,34 @@ def build_arm(variant: str, seed: int, config, output_dir: str,
                  trainer.checkpoint, model_dir, max_to_keep=1,
                  step_counter=trainer.global_step),
              step_budget=steps, ms_per_step=1000 * seconds_per_step,
+             budget_seconds=budget_seconds,
              decay_steps=(settable_decay_steps(trainer.optimizer)
                           if lr_schedule_on == 'time' else None),
-             short_phase_steps=config.task.short_sequence_phase.steps,
-             budget_seconds=budget_seconds)
+             short_phase_steps=config.task.short_sequence_phase.steps)
 
 
-def train_interleaved(arms: List[Arm], budget_seconds: float, num_evals: int,
-                      eval_batches: int,
+def train_interleaved(arms: List[Arm], num_evals: int, eval_batches: int,
                       on_eval: Callable[[], None] = lambda: None) -> None:
   """Trains the arms in turns, a block each, until every one is done.
 
-  Each arm spends its own `budget_seconds` if set, else `budget_seconds`.
+  Each arm spends its own `budget_seconds`.
   """
-  budget = lambda arm: (budget_seconds if arm.budget_seconds is None
-                        else arm.budget_seconds)
   block = 0
   for arm in arms:
     arm.record(eval_batches, block)
   on_eval()
-  while not all(arm.done(budget(arm)) for arm in arms):
+  while not all(arm.done(arm.budget_seconds) for arm in arms):
     for arm in arms:
-      if arm.done(budget(arm)):
+      if arm.done(arm.budget_seconds):
         continue
       block += 1
       steps = min(-(-arm.step_budget // num_evals),
                   arm.step_budget - arm.step,
-                  arm.steps_left(budget(arm)))
+                  arm.steps_left(arm.budget_seconds))
       start = time.perf_counter()
       arm.trainer.train(tf.constant(steps, tf.int32))
       arm.trainer.global_step.numpy()  # waits for the last step
-      arm.end_block(steps, time.perf_counter() - start, budget(arm))
+      arm.end_block(steps, time.perf_counter() - start, arm.budget_seconds)
       arm.record(eval_batches, block)
       on_eval()
 
@@ -454,11 +448,11 @@ def run(variants: Sequence[str], seed: int, data_dir: str, output_dir: str,
   for arm in arms[1:]:
     arm.trainer.model.set_weights(initial)
   extra = {'data_dir': data_dir, 'batch_size': batch_size,
-           'budget_seconds': budget_seconds, 'model': model,
+           'model': model,
            'config_files': list(config_files),
            'params_override': params_override,
            'learning_rate': learning_rate, 'lr_schedule_on': lr_schedule_on}
-  train_interleaved(arms, budget_seconds, num_evals, eval_batches,
+  train_interleaved(arms, num_evals, eval_batches,
                     on_eval=lambda: write_results(
                         results_file, [a.as_json(extra) for a in arms]))
   return arms
