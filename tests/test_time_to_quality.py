@@ -130,6 +130,18 @@ class ShortPhaseBudgetTest(tf.test.TestCase):
     self.assertEqual(steps, 50)
 
   @mock.patch.object(time_to_quality, 'calibrate', _seconds_per_step)
+  def test_a_budget_that_holds_fewer_than_min_steps_is_refused(self):
+    config = _with_short_phase(self.config, 40)
+    # 100 s hold 80 steps (above); 81 need 20 s + 41 * 2 s = 102 s.
+    steps, _ = time_to_quality.step_budget(config, 100.0, calibration_steps=2,
+                                           min_steps=80)
+    self.assertEqual(steps, 80)
+    with self.assertRaisesRegex(
+        ValueError, r'holds 80 steps.*min_steps=81.*at least 2 min'):
+      time_to_quality.step_budget(config, 100.0, calibration_steps=2,
+                                  min_steps=81)
+
+  @mock.patch.object(time_to_quality, 'calibrate', _seconds_per_step)
   def test_a_budget_shorter_than_the_phase_is_refused(self):
     with self.assertRaisesRegex(ValueError, 'budget_minutes'):
       time_to_quality.step_budget(_with_short_phase(self.config, 300), 100.0,

@@ -14,7 +14,9 @@ All variants of one run (one seed) live in one process and train in turns:
      the decay, is planned again after every block from the rate the
      variant has shown, so that a calibration that was off (by 1-18% in
      docs/RESULTS.md's runs) or a machine that drifts still ends the decay
-     on the time budget;
+     on the time budget; with `--min_steps`, a budget that holds fewer
+     steps on this machine fails here, before any training (a slow machine
+     would end the run at an earlier stage than the comparison is about);
   2. blocks of steps, one variant after the other (each block is one
      `num_evals`-th of that variant's step budget), so that a machine that
      speeds up or slows down does so for every variant alike; each variant's
@@ -86,34 +88,54 @@ def calibrate(config, num_steps: int, warmup: int = 3) -> float:
   return statistics.median(variant.times_ms) / 1000
 
 
-def step_budget(config, budget_seconds: float,
-                calibration_steps: int) -> Tuple[int, float]:
+def step_budget(config, budget_seconds: float, calibration_steps: int,
+                min_steps: int = 0) -> Tuple[int, float]:
   """Training steps that fit `budget_seconds`, and the full-length step time.
 
   With `task.short_sequence_phase`, its steps are counted at their own rate
   (a 32-token step and a 128-token step differ in cost, and differently for
   each variant) and the rest at the full-length rate.
 
+  Args:
+    config: the variant's experiment config.
+    budget_seconds: its training time, in seconds.
+    calibration_steps: timed steps per sequence phase.
+    min_steps: the fewest steps the comparison needs (0: no check). On a
+      slow machine a budget in minutes can end the run before the stage the
+      comparison is about (docs/RESULTS.md section 29: a VM 1.4-1.7 times
+      slower ended 20 minutes past the plateau's break); this fails then,
+      after calibration and before training.
+
   Returns:
     (steps, seconds per full-length step).
 
   Raises:
-    ValueError: the budget does not hold the short phase.
+    ValueError: the budget does not hold the short phase, or holds fewer
+      than `min_steps` steps.
   """
   phase_steps = config.task.short_sequence_phase.steps
   full_length = config.replace(task={'short_sequence_phase': {'steps': 0}})
   seconds_per_step = calibrate(full_length, calibration_steps)
-  if not phase_steps:
-    return max(1, int(budget_seconds / seconds_per_step)), seconds_per_step
-  phase_seconds = phase_steps * calibrate(config, calibration_steps)
-  if phase_seconds >= budget_seconds:
+  phase_seconds = (phase_steps * calibrate(config, calibration_steps)
+                   if phase_steps else 0.0)
+  if phase_steps and phase_seconds >= budget_seconds:
     raise ValueError(
         f'The budget of {budget_seconds:.0f} s does not hold the '
         f'{phase_steps} steps of task.short_sequence_phase (about '
         f'{phase_seconds:.0f} s here): raise --budget_minutes or shorten '
         'the phase.')
-  rest = int((budget_seconds - phase_seconds) / seconds_per_step)
-  return phase_steps + max(1, rest), seconds_per_step
+  steps = phase_steps + max(
+      1, int((budget_seconds - phase_seconds) / seconds_per_step))
+  if steps < min_steps:
+    needed = phase_seconds + (min_steps - phase_steps) * seconds_per_step
+    raise ValueError(
+        f'The budget of {budget_seconds / 60:.1f} min holds {steps} steps '
+        f'here ({1000 * seconds_per_step:.0f} ms per full-length step), '
+        f'fewer than --min_steps={min_steps}: the run would stop at an '
+        f'earlier stage than the comparison is about. Give it at least '
+        f'{math.ceil(needed / 60)} min (--budget_minutes, or this '
+        "variant's --budget_fractions share), or run on a faster machine.")
+  return steps, seconds_per_step
 
 
 def with_step_budget(config, train_steps: int,
@@ -296,14 +318,18 @@ def variant_config(variant: str, seed: int, data_dir: str, batch_size: int,
 def build_arm(variant: str, seed: int, config, output_dir: str,
               budget_seconds: float, calibration_steps: int,
               learning_rate: Optional[float],
-              lr_schedule_on: str = 'steps') -> Arm:
+              lr_schedule_on: str = 'steps', min_steps: int = 0) -> Arm:
   """Calibrates, then builds the variant's trainer at its step budget.
 
   With `lr_schedule_on='time'` the arm plans its step budget and decay
   again after each block (`Arm.replan`).
+
+  Raises:
+    ValueError: the budget holds fewer than `min_steps` steps here, or not
+      the short phase (`step_budget`).
   """
   steps, seconds_per_step = step_budget(config, budget_seconds,
-                                        calibration_steps)
+                                        calibration_steps, min_steps)
   print(f'{variant} seed {seed}: {seconds_per_step * 1000:.0f} ms per '
         f'full-length step calibrated, {steps} steps in '
         f'{budget_seconds:.0f} s', flush=True)
@@ -422,17 +448,21 @@ def run(variants: Sequence[str], seed: int, data_dir: str, output_dir: str,
         model: Optional[str] = None,
         learning_rate: Optional[float] = None,
         lr_schedule_on: str = 'steps',
-        budget_fractions: Optional[Dict[str, float]] = None) -> List[Arm]:
+        budget_fractions: Optional[Dict[str, float]] = None,
+        min_steps: int = 0) -> List[Arm]:
   """One run: the variants for one seed, interleaved; returns the arms.
 
   `budget_fractions` ({variant: fraction}) gives a variant that fraction of
   `budget_seconds` (e.g. {'dynamic': 0.8}: does token dropping, its
   schedule planned on 80% of the baseline's minutes, end where the baseline
-  does?); the others get all of it.
+  does?); the others get all of it. A variant whose budget holds fewer than
+  `min_steps` steps on this machine fails after its calibration, before
+  any training.
 
   Raises:
-    ValueError: `lr_schedule_on` is not one of `SCHEDULES_ON`, or a budget
-      fraction names a variant not in `variants` or is not positive.
+    ValueError: `lr_schedule_on` is not one of `SCHEDULES_ON`, a budget
+      fraction names a variant not in `variants` or is not positive, or a
+      budget holds fewer than `min_steps` steps.
   """
   if lr_schedule_on not in SCHEDULES_ON:
     raise ValueError(f'lr_schedule_on={lr_schedule_on!r}: use one of '
@@ -441,7 +471,8 @@ def run(variants: Sequence[str], seed: int, data_dir: str, output_dir: str,
   arms = [build_arm(v, seed, variant_config(
       v, seed, data_dir, batch_size, config_files, params_override, model),
                     output_dir, budgets[v], calibration_steps,
-                    learning_rate, lr_schedule_on) for v in variants]
+                    learning_rate, lr_schedule_on, min_steps)
+          for v in variants]
   # One seed, one initialisation: the variants' models differ in how they
   # train, not in where they start (Keras draws depend on the ops before).
   initial = arms[0].trainer.model.get_weights()
@@ -466,7 +497,7 @@ def main(_):
         flags_.num_evals, flags_.eval_batches, flags_.calibration_steps,
         flags_.config_file or (), flags_.params_override or '',
         flags_.model, flags_.learning_rate, flags_.lr_schedule_on,
-        parse_fractions(flags_.budget_fractions or ()))
+        parse_fractions(flags_.budget_fractions or ()), flags_.min_steps)
   report.summarize(read_results(flags_.results_file),
                    [float(m) for m in flags_.at_minutes], flags_.plot_dir)
 
@@ -500,6 +531,11 @@ if __name__ == '__main__':
   flags.DEFINE_list('budget_fractions', None, 'VARIANT=FRACTION items: '
                     'that variant trains for FRACTION of --budget_minutes '
                     '(e.g. dynamic=0.8); the others for all of it.')
+  flags.DEFINE_integer('min_steps', 0, 'Fail after calibration, before '
+                       'training, if a variant\'s budget holds fewer steps '
+                       'on this machine (0: no check); e.g. 7500 for '
+                       'experiments/cpu_recipe.yaml, so that a slow machine '
+                       'does not end the run near the plateau.')
   flags.DEFINE_integer('num_evals', 12, 'Blocks (and validation points) per '
                        'variant.')
   flags.DEFINE_integer('eval_batches', 40, 'Validation batches per point.')
