@@ -1,5 +1,6 @@
 """The time-to-quality experiment, on a tiny model and a few seconds."""
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -309,7 +310,7 @@ class ClockStopTest(tf.test.TestCase):
     self.assertEqual(dynamic.trainer.blocks, [50, 50, 50, 17])
     self.assertLess(dynamic.step, dynamic.step_budget)
     self.assertAllClose(dynamic.train_seconds, 100.2)
-    self.assertTrue(dynamic.done(budget))
+    self.assertTrue(dynamic.done())
     # An evaluation before training and after every block, in turns.
     self.assertEqual([p.block for p in baseline.evals], [0, 1, 3, 5, 7, 9])
     self.assertEqual([p.block for p in dynamic.evals], [0, 2, 4, 6, 8])
@@ -349,7 +350,7 @@ class ClockStopTest(tf.test.TestCase):
     self.assertEqual(int(arm.decay_steps.numpy()), 166)
     self.assertEqual(arm.step_budget, 166)
     self.assertAllClose(arm.train_seconds, 99.6)
-    self.assertTrue(arm.done(budget))
+    self.assertTrue(arm.done())
 
   def test_replan_counts_the_short_phase_at_its_own_rate(self):
     # Budget 100 s: a 40-step short phase at 0.5 s a step, then full-length
@@ -360,7 +361,7 @@ class ClockStopTest(tf.test.TestCase):
     plans = []
     for steps, seconds in [(20, 10.0), (20, 10.0), (8, 20.0)]:
       arm.trainer.train(steps)
-      arm.end_block(steps, seconds, 100.0)
+      arm.end_block(steps, seconds)
       plans.append((arm.step_budget, int(arm.decay_steps.numpy())))
     self.assertEqual(plans, [
         # 20 short steps left take 10 s; 80 s hold 40 at the calibrated 2 s.
@@ -373,34 +374,35 @@ class ClockStopTest(tf.test.TestCase):
   def test_on_steps_replan_keeps_the_calibrated_budget(self):
     arm = self._arm(_FakeClock(), 'dynamic', 0.6, 400.0, 100.0)
     arm.train_seconds, arm.last_block_seconds_per_step = 30.0, 0.6
-    arm.replan(100.0)
+    arm.replan()
     self.assertEqual(arm.step_budget, 250)
 
   def test_steps_left_uses_the_last_block_rate(self):
     clock = _FakeClock()
     arm = self._arm(clock, 'dynamic', 0.5, 250.0, 100.0)
-    self.assertEqual(arm.steps_left(100.0), 400)  # at the calibrated rate
+    self.assertEqual(arm.steps_left(), 400)  # at the calibrated rate
     arm.train_seconds, arm.last_block_seconds_per_step = 90.0, 0.4
-    self.assertEqual(arm.steps_left(100.0), 25)
+    self.assertEqual(arm.steps_left(), 25)
     arm.train_seconds = 100.0
-    self.assertEqual(arm.steps_left(100.0), 1)  # never a block of 0 steps
-    self.assertTrue(arm.done(100.0))
+    self.assertEqual(arm.steps_left(), 1)  # never a block of 0 steps
+    self.assertTrue(arm.done())
 
   def test_steps_left_counts_the_short_phase_at_its_own_rate(self):
     # A 40-step short phase, full-length steps calibrated at 2 s.
     arm = self._arm(_FakeClock(), 'dynamic', 0.5, 2000.0, 100.0,
                     short_phase_steps=40)
     arm.trainer.train(20)
-    arm.end_block(20, 10.0, 100.0)
+    arm.end_block(20, 10.0)
     # 20 short steps left at 0.5 s (10 s), then 80 s at the calibrated 2 s.
-    self.assertEqual(arm.steps_left(100.0), 60)
-    # 2 s left end inside the phase: 4 short steps.
-    self.assertEqual(arm.steps_left(12.0), 4)
+    self.assertEqual(arm.steps_left(), 60)
+    # With a 12 s budget, 2 s left end inside the phase: 4 short steps.
+    self.assertEqual(
+        dataclasses.replace(arm, budget_seconds=12.0).steps_left(), 4)
     arm.trainer.train(20)
-    arm.end_block(20, 10.0, 100.0)
+    arm.end_block(20, 10.0)
     # The block that ended the phase ran short steps: not the full-length
     # rate, so 80 s hold 40 steps, not 160.
-    self.assertEqual(arm.steps_left(100.0), 40)
+    self.assertEqual(arm.steps_left(), 40)
 
 
 if __name__ == '__main__':

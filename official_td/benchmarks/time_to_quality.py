@@ -229,14 +229,14 @@ class Arm:
       return self.last_block_seconds_per_step
     return self.ms_per_step / 1000
 
-  def _steps_that_fit(self, budget_seconds: float) -> float:
-    """Steps from here that fit the time left of the budget (a fraction).
+  def _steps_that_fit(self) -> float:
+    """Steps from here that fit the time left of its budget (a fraction).
 
     The rest of the short-sequence phase at the last block's rate (a block
     that ends inside the phase ran short steps only), full-length steps after
     it at `_full_length_seconds_per_step`.
     """
-    seconds = max(0.0, budget_seconds - self.train_seconds)
+    seconds = max(0.0, self.budget_seconds - self.train_seconds)
     phase_rate = self.last_block_seconds_per_step or self.ms_per_step / 1000
     phase_left = max(0, self.short_phase_steps - self.step)
     if phase_left * phase_rate >= seconds:
@@ -244,24 +244,23 @@ class Arm:
     return phase_left + ((seconds - phase_left * phase_rate) /
                          self._full_length_seconds_per_step())
 
-  def steps_left(self, budget_seconds: float) -> int:
+  def steps_left(self) -> int:
     """Steps that fit the time left, rounded up, at least 1.
 
     So that the last block ends on the budget, not up to a block past it.
     Measured rates, not the run's mean: a short-sequence phase before it ran
     at another rate.
     """
-    return max(1, math.ceil(self._steps_that_fit(budget_seconds)))
+    return max(1, math.ceil(self._steps_that_fit()))
 
-  def end_block(self, steps: int, seconds: float,
-                budget_seconds: float) -> None:
+  def end_block(self, steps: int, seconds: float) -> None:
     """Counts a block of `steps` that took `seconds`, then replans."""
     self.train_seconds += seconds
     self.last_block_seconds_per_step = seconds / steps
     self.last_block_start = self.step - steps
-    self.replan(budget_seconds)
+    self.replan()
 
-  def replan(self, budget_seconds: float) -> None:
+  def replan(self) -> None:
     """Moves the step budget and the decay's end to where the time ends.
 
     The steps that fit the time left (`_steps_that_fit`). The learning rate
@@ -271,11 +270,12 @@ class Arm:
     """
     if self.decay_steps is None:
       return
-    self.step_budget = self.step + int(self._steps_that_fit(budget_seconds))
+    self.step_budget = self.step + int(self._steps_that_fit())
     self.decay_steps.assign(self.step_budget)
 
-  def done(self, budget_seconds: float) -> bool:
-    return self.step >= self.step_budget or self.train_seconds >= budget_seconds
+  def done(self) -> bool:
+    return (self.step >= self.step_budget or
+            self.train_seconds >= self.budget_seconds)
 
   def record(self, eval_batches: int, block: int) -> report.CurvePoint:
     logs = self.trainer.evaluate(tf.constant(eval_batches, tf.int32))
@@ -368,18 +368,18 @@ def train_interleaved(arms: List[Arm], num_evals: int, eval_batches: int,
   for arm in arms:
     arm.record(eval_batches, block)
   on_eval()
-  while not all(arm.done(arm.budget_seconds) for arm in arms):
+  while not all(arm.done() for arm in arms):
     for arm in arms:
-      if arm.done(arm.budget_seconds):
+      if arm.done():
         continue
       block += 1
       steps = min(-(-arm.step_budget // num_evals),
                   arm.step_budget - arm.step,
-                  arm.steps_left(arm.budget_seconds))
+                  arm.steps_left())
       start = time.perf_counter()
       arm.trainer.train(tf.constant(steps, tf.int32))
       arm.trainer.global_step.numpy()  # waits for the last step
-      arm.end_block(steps, time.perf_counter() - start, arm.budget_seconds)
+      arm.end_block(steps, time.perf_counter() - start)
       arm.record(eval_batches, block)
       on_eval()
 
