@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
 
 from official_td.training import preemption
@@ -21,6 +22,10 @@ from tests.test_train_e2e import _config_file
 from tests.test_train_e2e import _importance
 
 _TIMEOUT_S = 300
+
+# Two train.py workers keeping each other's heartbeats: never beside another
+# test (pytest.ini's `serial`; the README runs these after the rest).
+pytestmark = pytest.mark.serial
 
 
 # The coordination service's words when a task missed its heartbeats for
