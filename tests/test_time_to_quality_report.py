@@ -59,6 +59,17 @@ class CurveTest(tf.test.TestCase):
     self.assertAllClose(report.value_at(points, 'val_mlm_accuracy', 10), 0.05)
     self.assertIsNone(report.value_at(points, 'val_mlm_loss', 3121))
 
+  def test_a_run_that_stopped_short_of_its_budget_holds_its_final_value(self):
+    # The last evaluation at 3120 s of a 3125-s budget: the model the budget
+    # bought is the final one, up to the budget's end and not past it.
+    points = report.points_of(_runs()[0])
+    self.assertAllClose(
+        report.value_at(points, 'val_mlm_loss', 3125, held_until=3125), 6.0)
+    self.assertIsNone(
+        report.value_at(points, 'val_mlm_loss', 3126, held_until=3125))
+    self.assertIsNone(report.value_at(points, 'val_mlm_loss', -1,
+                                      held_until=3125))
+
   def test_blocks_are_split_by_sequence_phase(self):
     points = report.points_of(_runs()[0])
     # Steps 0-40 are short; 40-3040 crosses step 3000; 3040-3140 is full.
@@ -137,6 +148,17 @@ class SummaryTest(tf.test.TestCase):
                  'val_mlm_loss_gap_vs_time.png'):
       with open(os.path.join(plot_dir, name), 'rb') as f:
         self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+
+  def test_equal_time_table_reads_the_final_value_at_the_budget_minute(self):
+    runs = _runs()
+    runs[1]['budget_seconds'] = 3030.0  # dynamic's last point: 3020 s.
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+      report.print_equal_time(runs, minutes=[50.5, 51])
+    text = output.getvalue()
+    self.assertIn('| dynamic | 1 | 5.000 / 0.300 | - |', text)
+    # Without a budget in the record, past the last point stays empty.
+    self.assertIn('| random | 1 | - | - |', text)
 
   def test_each_seed_has_a_style_of_its_own(self):
     seeds = range(1, report.SEEDS_WITH_OWN_STYLE + 1)

@@ -66,13 +66,29 @@ def crossing(points: List[CurvePoint], key: str, target: float,
   return None
 
 
-def value_at(points: List[CurvePoint], key: str,
-             seconds: float) -> Optional[float]:
-  """`key` at `seconds` of training (interpolated); None past the curve."""
+def value_at(points: List[CurvePoint], key: str, seconds: float,
+             held_until: Optional[float] = None) -> Optional[float]:
+  """`key` at `seconds` of training (interpolated); None past the curve.
+
+  Args:
+    points: one run's evaluations, in training order.
+    key: a CurvePoint field, e.g. 'val_mlm_loss'.
+    seconds: training time, in seconds.
+    held_until: the run's budget, in seconds. A run that stopped before it
+      (its schedule done, or its last step a fraction of a second short)
+      keeps its final value up to it: that is the model its budget bought.
+
+  Returns:
+    The interpolated value, or None before the first or past the last point
+    (and past `held_until`).
+  """
   for before, after in zip(points, points[1:]):
     if before.train_seconds <= seconds <= after.train_seconds:
       return _between(seconds, before.train_seconds, getattr(before, key),
                       after.train_seconds, getattr(after, key))
+  last = points[-1]
+  if held_until is not None and last.train_seconds < seconds <= held_until:
+    return getattr(last, key)
   return None
 
 
@@ -242,16 +258,19 @@ def print_by_variant(runs: List[Dict], baseline: str = 'baseline') -> None:
 
 def print_equal_time(runs: List[Dict], minutes: Sequence[float]) -> None:
   """Validation loss / accuracy of every run at the same training minutes."""
-  print('\nAt equal training time (val MLM loss / accuracy; - past the run):')
+  print('\nAt equal training time (val MLM loss / accuracy; - past the '
+        "run's budget):")
   print('| variant | seed | ' + ' | '.join(f'{m:g} min' for m in minutes) +
         ' |')
   print('|---|---|' + '---|' * len(minutes))
   for r in runs:
     points = points_of(r)
     cells = []
+    budget = r.get('budget_seconds')
     for m in minutes:
-      loss = value_at(points, 'val_mlm_loss', 60 * m)
-      accuracy = value_at(points, 'val_mlm_accuracy', 60 * m)
+      loss = value_at(points, 'val_mlm_loss', 60 * m, held_until=budget)
+      accuracy = value_at(points, 'val_mlm_accuracy', 60 * m,
+                          held_until=budget)
       cells.append('-' if loss is None else f'{loss:.3f} / {accuracy:.3f}')
     print(f"| {r['variant']} | {r['seed']} | " + ' | '.join(cells) + ' |')
 
