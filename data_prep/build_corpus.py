@@ -22,14 +22,23 @@ GPL sources):
   python -m data_prep.build_corpus \
       --sources=python_docs,wordnet,linux_docs,gcide,books \
       --output=data/large/corpus.txt.gz
+
+Beside the corpus, `<output>.sources.json` records each source's Debian
+package and version, the counts and the corpus's SHA-256. Debian updates
+some of these packages between point releases (`linux-doc-6.1` with every
+kernel security update), so the same command can build a different corpus
+on another day: compare two builds by that file.
 """
 
 import glob
 import gzip
+import hashlib
+import json
 import os
+import shutil
 import subprocess
 import tempfile
-from typing import Dict, Iterable, Iterator, List
+from typing import Dict, Iterable, Iterator, List, Optional
 
 from absl import app
 from absl import flags
@@ -56,6 +65,9 @@ _READERS = {
 }
 
 
+_VERSION_FILE = '.deb_version'
+
+
 def fetch_debian_package(package: str, cache_dir: str) -> str:
   """Downloads and unpacks a Debian package once; returns the unpack root.
 
@@ -75,11 +87,43 @@ def fetch_debian_package(package: str, cache_dir: str) -> str:
           f'Could not download Debian package {package!r} '
           f'({" ".join(cmd)}): {result.stderr.strip()}. Run '
           '`apt-get update` first, or pass a local copy.')
-    debs = glob.glob(os.path.join(tmp, '*.deb'))
-    staging = os.path.join(tmp, 'root')
-    subprocess.run(['dpkg-deb', '-x', debs[0], staging], check=True)
-    os.replace(staging, root)  # atomic: a half-unpacked root is never seen
+    unpack_deb(glob.glob(os.path.join(tmp, '*.deb'))[0], root)
   return root
+
+
+def unpack_deb(deb: str, root: str) -> None:
+  """Unpacks a `.deb` file to `root`, recording its version there.
+
+  The unpacked tree appears at `root` in one rename, so an interrupted
+  unpack is never mistaken for a cached package.
+
+  Args:
+    deb: path of the `.deb` file.
+    root: folder to create; must not exist yet.
+
+  Raises:
+    subprocess.CalledProcessError: `dpkg-deb` could not read the file.
+  """
+  staging = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(root)))
+  try:
+    subprocess.run(['dpkg-deb', '-x', deb, staging], check=True)
+    version = subprocess.run(['dpkg-deb', '-f', deb, 'Version'], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(staging, _VERSION_FILE), 'w') as f:
+      f.write(version)
+    os.replace(staging, root)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+
+
+def package_version(root: str) -> Optional[str]:
+  """The Debian version recorded by `unpack_deb`; None for an older cache."""
+  path = os.path.join(root, _VERSION_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return f.read().strip()
 
 
 def source_documents(name: str, cache_dir: str,
@@ -127,6 +171,45 @@ def write_corpus(documents: Iterable[corpus_sources.Document], output: str,
   return counts
 
 
+def file_sha256(path: str) -> str:
+  """SHA-256 of a file's bytes, as 64 hex digits (read in 1 MiB blocks)."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def source_provenance(name: str, cache_dir: str) -> Dict[str, Optional[str]]:
+  """Which package and version a source was read from (None: not Debian).
+
+  Call it after the source's documents were read, so the package is cached.
+  """
+  if name not in _DEBIAN_PACKAGES:
+    return dict(source=name, package=None, version=None)
+  package = _DEBIAN_PACKAGES[name][0]
+  return dict(source=name, package=package,
+              version=package_version(os.path.join(cache_dir, package)))
+
+
+def write_sources_record(output: str, sources: List[Dict[str, Optional[str]]],
+                         counts: Dict[str, int]) -> str:
+  """Writes `<output>.sources.json` atomically; returns its path.
+
+  Args:
+    output: the corpus file written by `write_corpus`.
+    sources: `source_provenance` of each source, in order.
+    counts: what `write_corpus` returned.
+  """
+  record = dict(corpus=os.path.basename(output), sha256=file_sha256(output),
+                sources=sources, **counts)
+  path = output + '.sources.json'
+  with open(path + '.partial', 'w') as f:
+    json.dump(record, f, indent=2)
+  os.replace(path + '.partial', path)
+  return path
+
+
 def read_corpus(path: str) -> Iterator[List[str]]:
   """Yields the documents (lists of paragraphs) of a corpus file.
 
@@ -168,9 +251,13 @@ def main(_):
                for s in sources]
   counts = write_corpus(_interleave(iterators), flags_.output,
                         int(flags_.max_mb * 1e6))
-  logging.info('Wrote %s: %d documents, %d paragraphs, %.1f MB of text.',
-               flags_.output, counts['documents'], counts['paragraphs'],
-               counts['bytes'] / 1e6)
+  provenance = [source_provenance(s, flags_.cache_dir) for s in sources]
+  record = write_sources_record(flags_.output, provenance, counts)
+  logging.info('Wrote %s: %d documents, %d paragraphs, %.1f MB of text; '
+               'sources and versions in %s: %s', flags_.output,
+               counts['documents'], counts['paragraphs'], counts['bytes'] / 1e6,
+               record, ', '.join(f'{p["package"]} {p["version"]}'
+                                 for p in provenance if p['package']))
 
 
 if __name__ == '__main__':

@@ -23,7 +23,6 @@ counts of the train split, for static dropping) and `metadata.json`.
 
 import dataclasses
 import glob
-import hashlib
 import json
 import os
 import random
@@ -254,12 +253,8 @@ def describe_shard(path: str, records: int) -> dict:
   The size is checked before every training run (cheap, and it catches a
   truncated or partly copied file); the checksum is there for a full check.
   """
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
   return dict(bytes=os.path.getsize(path), records=records,
-              sha256=digest.hexdigest())
+              sha256=build_corpus.file_sha256(path))
 
 
 def create_pretraining_data(corpus: str, vocab_file: str, output_dir: str,
@@ -290,7 +285,8 @@ def create_pretraining_data(corpus: str, vocab_file: str, output_dir: str,
                   seq_length=config.seq_length,
                   max_predictions_per_seq=config.max_predictions_per_seq,
                   masked_lm_prob=config.masked_lm_prob, seed=seed,
-                  corpus=os.path.abspath(corpus))
+                  corpus=os.path.abspath(corpus),
+                  corpus_sha256=build_corpus.file_sha256(corpus))
   start = time.time()
   for split, split_documents in splits.items():
     tokenized = tokenize_documents(split_documents, vocab)

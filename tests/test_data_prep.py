@@ -3,9 +3,12 @@
 import dataclasses
 import filecmp
 import glob
+import hashlib
+import json
 import os
 import random
 import shutil
+import subprocess
 
 from absl.testing import parameterized
 import numpy as np
@@ -30,6 +33,22 @@ def _records(directory, split='train'):
       features.append({k: np.array(v.int64_list.value or v.float_list.value)
                        for k, v in example.items()})
   return features
+
+
+def _tiny_deb(directory, package, version):
+  """Builds a one-file `.deb` with `dpkg-deb --build`; returns its path."""
+  tree = os.path.join(directory, 'tree')
+  os.makedirs(os.path.join(tree, 'DEBIAN'))
+  os.makedirs(os.path.join(tree, 'usr', 'share', package))
+  with open(os.path.join(tree, 'usr', 'share', package, 'README'), 'w') as f:
+    f.write('A gloss.\n')
+  with open(os.path.join(tree, 'DEBIAN', 'control'), 'w') as f:
+    f.write(f'Package: {package}\nVersion: {version}\nArchitecture: all\n'
+            'Maintainer: Tests <tests@example.org>\nDescription: test\n')
+  deb = os.path.join(directory, f'{package}.deb')
+  subprocess.run(['dpkg-deb', '--build', '--root-owner-group', tree, deb],
+                 check=True, capture_output=True)
+  return deb
 
 
 class CorpusTest(tf.test.TestCase):
@@ -66,6 +85,38 @@ class CorpusTest(tf.test.TestCase):
     self.assertEqual(list(build_corpus.read_corpus(output)),
                      [['First paragraph wraps here.', 'Second.']])
     self.assertFalse(os.path.exists(output + '.partial'))
+
+  def test_sources_record_names_versions_and_the_corpus_digest(self):
+    directory = self.create_tempdir()
+    directory.create_file('a.txt', 'First paragraph.\n\nSecond.')
+    cache = self.create_tempdir().full_path
+    deb = _tiny_deb(self.create_tempdir().full_path, 'wordnet-base', '1:3.0-37')
+    build_corpus.unpack_deb(deb, os.path.join(cache, 'wordnet-base'))
+    output = os.path.join(self.create_tempdir().full_path, 'c.txt.gz')
+    counts = build_corpus.write_corpus(
+        corpus_sources.text_dir_documents(directory.full_path), output)
+    provenance = [build_corpus.source_provenance(name, cache)
+                  for name in ('wordnet', 'text_dir', 'gcide')]
+    path = build_corpus.write_sources_record(output, provenance, counts)
+    with open(path) as f:
+      record = json.load(f)
+    with open(output, 'rb') as f:
+      self.assertEqual(record['sha256'], hashlib.sha256(f.read()).hexdigest())
+    self.assertEqual(record['documents'], 1)
+    self.assertEqual(record['sources'], [
+        dict(source='wordnet', package='wordnet-base', version='1:3.0-37'),
+        dict(source='text_dir', package=None, version=None),
+        # Not unpacked here (or cached before versions were recorded).
+        dict(source='gcide', package='dict-gcide', version=None)])
+    self.assertFalse(os.path.exists(path + '.partial'))
+
+  def test_a_failed_unpack_leaves_no_cached_package(self):
+    cache = self.create_tempdir()
+    broken = cache.create_file('broken.deb', 'not an ar archive').full_path
+    root = os.path.join(cache.full_path, 'broken')
+    with self.assertRaises(subprocess.CalledProcessError):
+      build_corpus.unpack_deb(broken, root)
+    self.assertCountEqual(os.listdir(cache.full_path), ['broken.deb'])
 
   def test_missing_corpus_is_named(self):
     with self.assertRaisesRegex(FileNotFoundError, 'nope.txt'):
@@ -128,6 +179,10 @@ class PretrainingDataTest(tf.test.TestCase, parameterized.TestCase):
                                 os.path.join(dirs[1], name), shallow=False))
     self.assertFalse(filecmp.cmp(os.path.join(dirs[0], name),
                                  os.path.join(dirs[2], name), shallow=False))
+    with open(os.path.join(dirs[0], 'metadata.json')) as f:
+      corpus_sha256 = json.load(f)['corpus_sha256']
+    with open(real_data.corpus_slice(), 'rb') as f:
+      self.assertEqual(corpus_sha256, hashlib.sha256(f.read()).hexdigest())
 
   def test_a_rerun_removes_the_shards_of_the_earlier_run(self):
     config = cpd.MaskingConfig(seq_length=32, max_predictions_per_seq=5)

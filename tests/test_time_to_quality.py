@@ -179,6 +179,11 @@ class TimeToQualityTest(tf.test.TestCase):
       runs = json.load(f)
     self.assertEqual([(r['variant'], r['seed']) for r in runs],
                      [('baseline', 3), ('dynamic', 3)])
+    with open(os.path.join(real_data.tfrecord_dir(), 'metadata.json')) as f:
+      corpus_sha256 = json.load(f)['corpus_sha256']
+    for run in runs:  # where it was measured, on what corpus build
+      self.assertEqual(run['corpus_sha256'], corpus_sha256)
+      self.assertRegex(run['machine'], r'.+, \d+ cores$')
     baseline, dynamic = [report.points_of(r) for r in runs]
     # Blocks alternate: baseline trains block 1, dynamic block 2, ...
     self.assertEqual((baseline[1].block, dynamic[1].block), (1, 2))

@@ -8,6 +8,7 @@ sequence length and targets per sequence).
 """
 
 import os
+import platform
 import re
 from typing import Dict, Optional, Sequence
 
@@ -64,6 +65,35 @@ def read_metadata(data_dir: str) -> Dict[str, object]:
   return json_file.read(
       path, f'{path} not found: make the data with `python -m '
       'data_prep.create_pretraining_data --output_dir=...`.')
+
+
+def provenance(data_dir: str) -> Dict[str, object]:
+  """What a benchmark's results need to say about where they were measured.
+
+  Minute budgets and absolute losses do not transfer between machines or
+  corpus builds (docs/RESULTS.md sections 33 and 37), so every run records
+  both beside its figures.
+
+  Returns:
+    {'machine': CPU model and core count, 'corpus_sha256': of the corpus
+    `data_dir` was made from (None for data made before it was recorded),
+    'train_sequences': int}.
+  """
+  metadata = read_metadata(data_dir)
+  return dict(machine=machine_description(),
+              corpus_sha256=metadata.get('corpus_sha256'),
+              train_sequences=metadata.get('train_sequences'))
+
+
+def machine_description() -> str:
+  """'<CPU model name>, <n> cores' from /proc/cpuinfo where there is one."""
+  model = platform.processor() or platform.machine()
+  if os.path.exists('/proc/cpuinfo'):
+    with open('/proc/cpuinfo') as f:
+      names = [line.split(':', 1)[1].strip() for line in f
+               if line.startswith('model name')]
+    model = names[0] if names else model
+  return f'{model}, {os.cpu_count()} cores'
 
 
 def data_vocab_file(metadata: Dict[str, object], data_dir: str) -> str:

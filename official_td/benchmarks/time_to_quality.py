@@ -478,8 +478,8 @@ def run(variants: Sequence[str], seed: int, data_dir: str, output_dir: str,
   initial = arms[0].trainer.model.get_weights()
   for arm in arms[1:]:
     arm.trainer.model.set_weights(initial)
-  extra = {'data_dir': data_dir, 'batch_size': batch_size,
-           'model': model,
+  extra = {'data_dir': data_dir, **bench_configs.provenance(data_dir),
+           'batch_size': batch_size, 'model': model,
            'config_files': list(config_files),
            'params_override': params_override,
            'learning_rate': learning_rate, 'lr_schedule_on': lr_schedule_on}
